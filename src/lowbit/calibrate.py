@@ -1,0 +1,112 @@
+"""Calibration: initialise every quantizer of a prepared model from data.
+
+Observers (see :mod:`lowbit.quantizers.observers`): ``minmax``, ``percentile`` (e.g. 99.99th
+for activations), ``gaussian`` (mean +- k sigma, for weights), ``mse`` (clip that minimises the
+quantization error). Each quantizer uses the observer of its config unless overridden here.
+
+PTQ is prepare + calibrate + evaluate:
+
+>>> import torch
+>>> from torch import nn
+>>> from lowbit import QuantSpec, QuantizerConfig, ptq
+>>> model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+>>> data = [(torch.randn(32, 8), None) for _ in range(4)]
+>>> spec = QuantSpec(weight=QuantizerConfig(kind="uniform", bits=8, granularity="channel"),
+...                  act=QuantizerConfig(kind="uniform", bits=8, observer="percentile"))
+>>> qmodel = ptq(model, spec, data, batches=4)
+>>> qmodel.eval()(torch.randn(2, 8)).shape
+torch.Size([2, 4])
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Optional
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, DataError
+from .nn.prepare import act_quantizers, prepare, weight_quantizers
+from .nn.spec import QuantSpec
+from .quantizers.dorefa import DoReFaQuantizer
+from .quantizers.observers import Observer
+
+__all__ = ["calibrate", "calibrate_weights", "ptq", "Observer"]
+
+
+def _inputs(batch):
+    """The model input of a loader item: the tensor itself or the first element of a tuple."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    raise DataError(f"calibration batches must be tensors or (inputs, targets) tuples, got {type(batch).__name__}")
+
+
+def calibrate_weights(model: nn.Module, observer: Optional[str] = None) -> int:
+    """Re-initialise every weight quantizer from its current weight; returns how many."""
+    n = 0
+    for _, mod, wq in weight_quantizers(model):
+        wq.init_from_tensor(mod.weight, observer)
+        n += 1
+    return n
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, loader: Iterable, batches: Optional[int] = None, *,
+              weights: bool = True, weight_observer: Optional[str] = None,
+              act_observer: Optional[str] = None, device: Optional[torch.device] = None,
+              verbose: bool = False) -> None:
+    """Initialise weight quantizers from the weights and activation quantizers from data.
+
+    Runs up to ``batches`` batches of ``loader`` through the model in eval mode with activation
+    quantizers passing data through while their observers watch it, then sets every scale.
+    Raises DataError for an empty loader or NaN/Inf activations.
+    """
+    if batches is not None and batches < 1:
+        raise ConfigError(f"batches must be >= 1, got {batches}")
+    if weights:
+        calibrate_weights(model, weight_observer)
+    targets = [(name, q) for name, q in act_quantizers(model)
+               if q.enabled and not isinstance(q, DoReFaQuantizer)]
+    if not targets:
+        return
+    observers = {name: q.observer(act_observer) for name, q in targets}
+    handles = [q.register_forward_pre_hook(lambda m, a, o=observers[name]: o.update(a[0]))
+               for name, q in targets]
+    for _, q in targets:
+        q.enabled = False
+    was_training = model.training
+    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
+    seen = 0
+    try:
+        model.eval()
+        for i, batch in enumerate(loader):
+            if batches is not None and i >= batches:
+                break
+            model(_inputs(batch).to(device))
+            seen += 1
+            if verbose:
+                print(f"\rcalibrating: batch {seen}{'/' + str(batches) if batches else ''}",
+                      end="", file=sys.stderr, flush=True)
+    finally:
+        for h in handles:
+            h.remove()
+        for _, q in targets:
+            q.enabled = True
+        model.train(was_training)
+        if verbose:
+            print(file=sys.stderr)
+    if seen == 0:
+        raise DataError("the calibration loader yielded no batches; give it at least one batch of data")
+    for name, q in targets:
+        q.calibrate_from(*observers[name].compute())
+
+
+def ptq(model: nn.Module, spec: Optional[QuantSpec], loader: Iterable,
+        batches: Optional[int] = 8, **kwargs) -> nn.Module:
+    """Post-training quantization: ``prepare`` a copy of ``model`` and ``calibrate`` it."""
+    qmodel = prepare(model, spec)
+    calibrate(qmodel, loader, batches, **kwargs)
+    return qmodel

@@ -1,0 +1,189 @@
+"""convert(model): integer weights, scales and zero points per layer (a QuantizedModel).
+
+The QuantizedModel is what export writes and the integer executor runs. Batch norms that
+directly follow a quantized layer can be folded into that layer's per-output-channel weight
+scales and its bias, leaving the integer codes untouched (``fold_bn=True``).
+
+>>> import torch
+>>> from torch import nn
+>>> from lowbit import prepare, calibrate
+>>> m = prepare(nn.Sequential(nn.Linear(4, 3)))
+>>> calibrate(m, [torch.randn(8, 4)])
+>>> qm = convert(m)
+>>> qm.layers["0"].weight_codes.dtype
+torch.int32
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..quantizers.base import QParams, dequantize_codes
+from ..quantizers.granularity import Granularity
+from .graph import bn_factors, find_bn_pairs
+from .modules import QuantAdd
+from .prepare import quant_layers
+
+
+@dataclass
+class QuantizedLayer:
+    """One quantized layer: integer weight codes + qparams, bias, and input qparams."""
+
+    name: str
+    op: str                                   # conv1d | conv2d | linear | add
+    attrs: Dict[str, Any]
+    weight_codes: Optional[torch.Tensor] = None
+    weight_qparams: Optional[QParams] = None
+    weight_float: Optional[torch.Tensor] = None  # weight left in float by the spec
+    bias: Optional[torch.Tensor] = None
+    bias_codes: Optional[torch.Tensor] = None
+    bias_qparams: Optional[QParams] = None
+    input_qparams: List[Optional[QParams]] = field(default_factory=list)
+    folded_bn: Optional[str] = None
+
+    def dequantized_weight(self) -> torch.Tensor:
+        if self.weight_codes is None:
+            return self.weight_float
+        return dequantize_codes(self.weight_codes, self.weight_qparams)
+
+    def dequantized_bias(self) -> Optional[torch.Tensor]:
+        if self.bias_codes is not None:
+            return dequantize_codes(self.bias_codes, self.bias_qparams)
+        return self.bias
+
+
+@dataclass
+class QuantizedModel:
+    """All quantized layers of a model plus the float state of everything else."""
+
+    layers: Dict[str, QuantizedLayer]
+    float_state: Dict[str, torch.Tensor]
+    arch: Optional[Dict[str, Any]] = None
+    quant_spec: Optional[Dict[str, Any]] = None
+    folded_bn: List[str] = field(default_factory=list)
+
+    def summary(self) -> List[Dict[str, Any]]:
+        rows = []
+        for name, layer in self.layers.items():
+            qp = layer.weight_qparams
+            rows.append({"name": name, "op": layer.op,
+                         "weight_bits": None if qp is None else qp.bits.tolist(),
+                         "input_bits": [None if q is None else q.max_bits for q in layer.input_qparams]})
+        return rows
+
+
+def _attrs(mod: nn.Module) -> Dict[str, Any]:
+    if isinstance(mod, nn.Linear):
+        return {"in_features": mod.in_features, "out_features": mod.out_features}
+    return {"stride": list(mod.stride), "padding": list(mod.padding) if not isinstance(mod.padding, str)
+            else mod.padding, "dilation": list(mod.dilation), "groups": mod.groups,
+            "padding_mode": mod.padding_mode}
+
+
+def _act_qparams(q) -> Optional[QParams]:
+    if q is None or not q.enabled:
+        return None
+    return q.qparams()
+
+
+def _convert_layer(name: str, mod: nn.Module) -> QuantizedLayer:
+    if isinstance(mod, QuantAdd):
+        return QuantizedLayer(name, "add", {}, input_qparams=[_act_qparams(q) for q in mod.input_quantizers])
+    op = "linear" if isinstance(mod, nn.Linear) else ("conv1d" if isinstance(mod, nn.Conv1d) else "conv2d")
+    layer = QuantizedLayer(name, op, _attrs(mod), input_qparams=[_act_qparams(mod.input_quantizer)])
+    wq, w = mod.weight_quantizer, mod.weight.detach()
+    if wq is not None and wq.enabled:
+        layer.weight_codes, layer.weight_qparams = wq.quantize(w), wq.qparams(w)
+    else:
+        layer.weight_float = w.clone()
+    if mod.bias is not None:
+        bq = mod.bias_quantizer
+        if bq is not None and bq.enabled:
+            layer.bias_codes, layer.bias_qparams = bq.quantize(mod.bias.detach()), bq.qparams(mod.bias.detach())
+        else:
+            layer.bias = mod.bias.detach().clone()
+    return layer
+
+
+@torch.no_grad()
+def convert(model: nn.Module, *, fold_bn: bool = False,
+            example_input: Optional[torch.Tensor] = None) -> QuantizedModel:
+    """Integer codes and quantization parameters of every quantized layer of ``model``.
+
+    ``fold_bn``: fold batch norms that directly follow a quantized Conv/Linear into its
+    per-channel weight scales and bias (codes unchanged); needs ``example_input`` unless the
+    model comes from the registry. Raises ConfigError if an enabled quantizer was never
+    calibrated.
+    """
+    layers = {name: _convert_layer(name, mod) for name, mod in quant_layers(model)}
+    if not layers:
+        raise ConfigError("the model has no quantized layers; call lowbit.prepare(model, spec) first")
+    skip = set()
+    for name, mod in quant_layers(model):
+        for key in mod.state_dict(keep_vars=True):
+            if key.split(".")[0] in ("weight", "bias") or "quantizer" in key:
+                skip.add(f"{name}.{key}")
+    qm = QuantizedModel(layers, {}, getattr(model, "lowbit_spec", None),
+                        _spec_dict(model))
+    if fold_bn:
+        _fold(qm, model, example_input)
+    skip |= {f"{bn}.{k}" for bn in qm.folded_bn for k in dict(model.named_modules())[bn].state_dict()}
+    qm.float_state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                      if k not in skip and "quantizer" not in k and isinstance(v, torch.Tensor)}
+    return qm
+
+
+def _spec_dict(model: nn.Module) -> Optional[Dict[str, Any]]:
+    spec = getattr(model, "lowbit_quant_spec", None)
+    return spec.to_dict() if spec is not None else None
+
+
+def _fold(qm: QuantizedModel, model: nn.Module, example_input) -> None:
+    modules = dict(model.named_modules())
+    for layer_name, bn_name in find_bn_pairs(model, example_input):
+        layer = qm.layers.get(layer_name)
+        if layer is None or layer.op == "add":
+            continue
+        mult, offset = bn_factors(modules[bn_name])
+        fold_into_layer(layer, mult, offset)
+        layer.folded_bn = bn_name
+        qm.folded_bn.append(bn_name)
+
+
+def fold_into_layer(layer: QuantizedLayer, mult: torch.Tensor, offset: torch.Tensor) -> None:
+    """Absorb ``y * mult + offset`` (per output channel) into a layer's weight scales and bias."""
+    out_ch = mult.shape[0]
+    bias = layer.dequantized_bias()
+    layer.bias = (bias * mult if bias is not None else torch.zeros_like(mult)) + offset
+    layer.bias_codes = layer.bias_qparams = None
+    if layer.weight_codes is None:
+        shape = (out_ch,) + (1,) * (layer.weight_float.dim() - 1)
+        layer.weight_float = layer.weight_float * mult.reshape(shape)
+        return
+    qp = layer.weight_qparams
+    if qp.kind != "affine":
+        raise ConfigError(f"{layer.name}: cannot fold batch norm into {qp.kind} weights; "
+                          "fold before training (lowbit.fold_batchnorm) instead")
+    if qp.granularity.mode == "channel" and qp.granularity.axis != 0:
+        raise ConfigError(f"{layer.name}: per-column weight scales cannot absorb a per-output "
+                          "batch norm; use per-channel (axis 0) or per-tensor weights")
+    layer.weight_qparams = _scaled_qparams(qp, mult, out_ch)
+
+
+def _scaled_qparams(qp: QParams, mult: torch.Tensor, out_ch: int) -> QParams:
+    if qp.granularity.mode == "group":
+        scale = qp.scale * mult.reshape(-1, 1)
+        expand = lambda t: t  # noqa: E731
+        gran = qp.granularity
+    else:
+        expand = lambda t: t.reshape(-1).expand(out_ch).clone() if t.numel() == 1 else t  # noqa: E731
+        scale = expand(qp.scale) * mult
+        gran = Granularity("channel", 0)
+    return QParams(scale=scale, zero_point=expand(qp.zero_point), qmin=expand(qp.qmin),
+                   qmax=expand(qp.qmax), bits=expand(qp.bits), signed=qp.signed,
+                   granularity=gran, kind=qp.kind, extra=dict(qp.extra))

@@ -1,0 +1,78 @@
+"""Find which layer feeds which BatchNorm, by running one forward pass with hooks.
+
+Hooks see real tensors, so this works for any nn.Module (no tracing): a BatchNorm whose input
+is the very tensor a Conv/Linear returned is paired with that layer.
+
+>>> import torch
+>>> from torch import nn
+>>> m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+>>> find_bn_pairs(m, torch.zeros(1, 3, 8, 8))
+[('0', '1')]
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .control import quantizers_disabled
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d)
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def example_input_for(model: nn.Module, example_input: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The given example input, or one built from ``model.lowbit_spec`` (registry models)."""
+    if example_input is not None:
+        return example_input
+    spec = getattr(model, "lowbit_spec", None)
+    if not spec:
+        raise ConfigError("this model has no lowbit_spec; pass example_input=torch.zeros(1, C, H, W)")
+    size = spec["input_size"]
+    return torch.zeros(1, spec["in_channels"], size, size)
+
+
+@torch.no_grad()
+def find_bn_pairs(model: nn.Module, example_input: Optional[torch.Tensor] = None
+                  ) -> List[Tuple[str, str]]:
+    """(layer name, batch-norm name) for every BN that directly consumes a Conv/Linear output."""
+    x = example_input_for(model, example_input)
+    producers, pairs, handles = {}, [], []
+
+    def produced(name: str, out) -> None:
+        producers[id(out)] = (name, out)  # keep ``out`` alive so its id is not reused
+
+    def consumed(name: str, args) -> None:  # hooks return None: inputs stay untouched
+        hit = producers.get(id(args[0]))
+        if hit is not None and hit[1] is args[0]:
+            pairs.append((hit[0], name))
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, _LAYERS):
+            handles.append(mod.register_forward_hook(lambda m, i, o, n=name: produced(n, o)))
+        elif isinstance(mod, _BN):
+            handles.append(mod.register_forward_pre_hook(lambda m, i, n=name: consumed(n, i)))
+    was_training = model.training
+    try:
+        model.eval()
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        with quantizers_disabled(model):
+            model(x.to(device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return pairs
+
+
+def bn_factors(bn: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (multiplier, offset) so that ``bn(y) = y * mult + offset`` in eval mode."""
+    var = bn.running_var if bn.running_var is not None else torch.ones(bn.num_features)
+    mean = bn.running_mean if bn.running_mean is not None else torch.zeros(bn.num_features)
+    gamma = bn.weight if bn.weight is not None else torch.ones_like(var)
+    beta = bn.bias if bn.bias is not None else torch.zeros_like(var)
+    mult = gamma / torch.sqrt(var + bn.eps)
+    return mult.detach(), (beta - mean * mult).detach()

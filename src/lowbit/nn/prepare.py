@@ -1,0 +1,153 @@
+"""prepare(model, spec): attach fake quantizers to a model's Conv/Linear layers (and Adds).
+
+>>> import torch
+>>> from torch import nn
+>>> from lowbit import prepare, QuantSpec, QuantizerConfig
+>>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 10))
+>>> qmodel = prepare(model, QuantSpec(weight=QuantizerConfig(bits=4, granularity="channel"),
+...                                   act=QuantizerConfig(bits=4)))
+>>> [name for name, _ in quant_layers(qmodel)]
+['0', '3']
+>>> qmodel(torch.randn(2, 3, 32, 32)).shape   # training mode: activations init from this batch
+torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Dict, Iterator, Mapping, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from ..quantizers import make_quantizer
+from ..quantizers.base import Quantizer
+from .layers import Add
+from .modules import QuantAdd, QuantMixin, is_quant_layer, wrap_add, wrap_layer
+from .resolve import LayerPlan, plan_layers
+from .spec import QuantSpec
+
+QUANTIZER_SLOTS = ("weight_quantizer", "input_quantizer", "bias_quantizer", "input_quantizers")
+
+
+def _device_of(module: nn.Module) -> Tuple[torch.device, torch.dtype]:
+    for p in module.parameters():
+        return p.device, p.dtype
+    return torch.device("cpu"), torch.float32
+
+
+def _wrap(plan: LayerPlan) -> None:
+    mod = plan.module
+    device, dtype = _device_of(mod)
+    if isinstance(mod, Add):
+        qa = make_quantizer(plan.act, "act", name=f"{plan.name}[0]")
+        qb = make_quantizer(plan.act, "act", name=f"{plan.name}[1]")
+        wrap_add(mod, qa, qb)
+        return
+    wq = aq = bq = None
+    if plan.weight is not None:
+        wq = make_quantizer(plan.weight, "weight", mod.weight.shape, name=plan.name)
+        wq.init_from_tensor(mod.weight)
+    if plan.act is not None:
+        aq = make_quantizer(plan.act, "act", name=plan.name)
+    if plan.bias is not None and mod.bias is not None:
+        bq = make_quantizer(plan.bias.replace(granularity="tensor"), "weight", mod.bias.shape,
+                            name=f"{plan.name}.bias")
+        bq.init_from_tensor(mod.bias)
+    wrap_layer(mod, wq, aq, bq)
+    for q in (wq, aq, bq):
+        if q is not None:
+            q.to(device=device, dtype=dtype)
+
+
+def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool = False) -> nn.Module:
+    """Return ``model`` with fake quantizers on the layers ``spec`` selects.
+
+    Weight quantizers are initialised from the weights at once (with their observer);
+    activation quantizers need :func:`lowbit.calibrate` (or they initialise from the first
+    training batch). Raises ConfigError for patterns that match nothing or unquantizable
+    modules, listing the layers that exist.
+    """
+    spec = spec if spec is not None else QuantSpec()
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"prepare needs an nn.Module, got {type(model).__name__}")
+    if any(is_quant_layer(m) for m in model.modules()):
+        raise ConfigError("this model is already prepared; call prepare on the float model")
+    if not inplace:
+        model = copy.deepcopy(model)
+    plans = plan_layers(model, spec)
+    if not plans:
+        raise ConfigError(f"no layer matches layers={list(spec.layers)} in {type(model).__name__}; "
+                          "nothing to quantize")
+    for plan in plans:
+        _wrap(plan)
+    model.lowbit_quant_spec = spec
+    return model
+
+
+def quant_layers(model: nn.Module) -> Iterator[Tuple[str, nn.Module]]:
+    """(name, module) of every wrapped layer, in registration order."""
+    for name, mod in model.named_modules():
+        if is_quant_layer(mod):
+            yield name, mod
+
+
+def quantizers(model: nn.Module, role: Optional[str] = None) -> Iterator[Tuple[str, Quantizer]]:
+    """(qualified name, quantizer) of every quantizer, optionally only ``weight`` or ``act``."""
+    for name, mod in model.named_modules():
+        if isinstance(mod, Quantizer) and (role is None or mod.role == role):
+            yield name, mod
+
+
+def weight_quantizers(model: nn.Module) -> Iterator[Tuple[str, nn.Module, Quantizer]]:
+    """(layer name, layer, weight quantizer) for wrapped Conv/Linear layers with one."""
+    for name, mod in quant_layers(model):
+        if isinstance(mod, QuantMixin) and mod.weight_quantizer is not None:
+            yield name, mod, mod.weight_quantizer
+
+
+def act_quantizers(model: nn.Module) -> Iterator[Tuple[str, Quantizer]]:
+    """(layer name, activation quantizer) for every quantized layer input and residual input."""
+    for name, mod in quant_layers(model):
+        if isinstance(mod, QuantAdd):
+            for i, q in enumerate(mod.input_quantizers):
+                yield f"{name}[{i}]", q
+        elif mod.input_quantizer is not None:
+            yield name, mod.input_quantizer
+
+
+def is_quantizer_key(key: str) -> bool:
+    return any(f"{slot}." in key for slot in QUANTIZER_SLOTS)
+
+
+def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                          reinit_weights: bool = True) -> None:
+    """Load a float model's state dict into a prepared model.
+
+    Every float tensor must match; only quantizer state may be missing. Weight quantizers are
+    then re-initialised from the loaded weights (their scales depend on them).
+    """
+    missing, unexpected = model.load_state_dict(dict(state_dict), strict=False)
+    missing = [k for k in missing if not is_quantizer_key(k)]
+    if missing or unexpected:
+        raise CheckpointError(
+            "the float checkpoint does not match this model: "
+            f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+            f"unexpected {list(unexpected)[:8]}{'...' if len(unexpected) > 8 else ''}")
+    if reinit_weights:
+        for _, mod, wq in weight_quantizers(model):
+            wq.init_from_tensor(mod.weight)
+
+
+def quant_summary(model: nn.Module) -> Dict[str, Dict[str, object]]:
+    """Per wrapped layer: type and the weight/input quantizer descriptions (for printing)."""
+    out = {}
+    for name, mod in quant_layers(model):
+        if isinstance(mod, QuantAdd):
+            out[name] = {"type": "Add", "inputs": [q.extra_repr() for q in mod.input_quantizers]}
+        else:
+            out[name] = {"type": mod._lowbit_float_class.__name__,
+                         "weight": mod.weight_quantizer.extra_repr() if mod.weight_quantizer else "float",
+                         "input": mod.input_quantizer.extra_repr() if mod.input_quantizer else "float"}
+    return out

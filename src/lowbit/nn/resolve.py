@@ -1,0 +1,116 @@
+"""Match modules to quantization settings: layer types, name patterns, overrides.
+
+Used by :func:`lowbit.prepare`; kept apart so the matching rules are tested on their own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..quantizers.config import QuantizerConfig
+from .layers import Add
+from .spec import FLOAT, LayerOverride, QuantSpec
+
+TYPE_CLASSES = {"conv": (nn.Conv1d, nn.Conv2d), "conv1d": (nn.Conv1d,), "conv2d": (nn.Conv2d,),
+                "linear": (nn.Linear,)}
+UNSUPPORTED = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+               nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding)
+
+
+@dataclass
+class LayerPlan:
+    """The resolved settings of one module."""
+
+    name: str
+    module: nn.Module
+    weight: Optional[QuantizerConfig]
+    act: Optional[QuantizerConfig]
+    bias: Optional[QuantizerConfig]
+
+
+def _matches(pattern: str, name: str, first: str, last: str) -> bool:
+    if pattern == "@first":
+        return name == first
+    if pattern == "@last":
+        return name == last
+    if pattern.startswith("re:"):
+        return re.fullmatch(pattern[3:], name) is not None
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def candidates(model: nn.Module, spec: QuantSpec) -> List[Tuple[str, nn.Module]]:
+    """Modules of the requested types (and Adds when ``residual``), in registration order."""
+    classes = tuple(c for t in spec.layers for c in TYPE_CLASSES[t])
+    found = []
+    for name, mod in model.named_modules():
+        if not name:
+            continue
+        if isinstance(mod, classes) or (spec.residual and isinstance(mod, Add)):
+            found.append((name, mod))
+    return found
+
+
+def _name_list(names: List[str], limit: int = 40) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def check_patterns(model: nn.Module, spec: QuantSpec, cands: List[Tuple[str, nn.Module]]) -> None:
+    """Every override/exclude pattern must match a quantizable module; say which exist."""
+    all_names = [n for n, _ in model.named_modules() if n]
+    cand_names = [n for n, _ in cands]
+    first, last = (cand_names[0], cand_names[-1]) if cand_names else ("", "")
+    patterns = [o.pattern for o in spec.overrides] + list(spec.exclude)
+    for pattern in patterns:
+        if any(_matches(pattern, n, first, last) for n in cand_names):
+            continue
+        other = [n for n in all_names if _matches(pattern, n, first, last)]
+        if other:
+            mod = dict(model.named_modules())[other[0]]
+            raise ConfigError(
+                f"pattern {pattern!r} matches {other[0]!r} ({type(mod).__name__}), which lowbit "
+                f"cannot quantize with layers={list(spec.layers)}; quantizable layers: "
+                f"{_name_list(cand_names)}")
+        raise ConfigError(f"pattern {pattern!r} matches no layer; layers that exist: "
+                          f"{_name_list(cand_names or all_names)}")
+
+
+def _apply(base: Optional[QuantizerConfig], change) -> Optional[QuantizerConfig]:
+    if change is None:
+        return base
+    if change == FLOAT:
+        return None
+    if base is None:
+        raise ConfigError(f"override {change} changes a quantizer that the spec leaves in float; "
+                          "set the base weight/act config first")
+    return base.replace(**change)
+
+
+def plan_layers(model: nn.Module, spec: QuantSpec) -> List[LayerPlan]:
+    """Resolve the settings of every quantizable module (skipped/excluded ones omitted)."""
+    cands = candidates(model, spec)
+    check_patterns(model, spec, cands)
+    first, last = (cands[0][0], cands[-1][0]) if cands else ("", "")
+    plans = []
+    for name, mod in cands:
+        if any(_matches(p, name, first, last) for p in spec.exclude):
+            continue
+        weight, act, bias, skip = spec.weight, spec.act, spec.bias, False
+        for o in spec.overrides:
+            if _matches(o.pattern, name, first, last):
+                weight, act, skip = _apply(weight, o.weight), _apply(act, o.act), skip or o.skip
+        if skip or (isinstance(mod, Add) and act is None):
+            continue
+        plans.append(LayerPlan(name, mod, weight, act, bias))
+    return plans
+
+
+def check_supported(model: nn.Module) -> Dict[str, str]:
+    """Modules lowbit cannot quantize (name -> type), for messages."""
+    return {n: type(m).__name__ for n, m in model.named_modules() if isinstance(m, UNSUPPORTED)}

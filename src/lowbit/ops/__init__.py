@@ -1,0 +1,29 @@
+"""Pure tensor math for quantization: no nn.Module, no config objects.
+
+Ranges (:func:`qrange`), affine :func:`quantize` / :func:`dequantize` / :func:`fake_quantize`,
+rounding with named gradient estimators (:data:`ESTIMATORS`), power-of-two and DoReFa
+transforms, the nested learned-scale Function of seed 003, and bit packing.
+"""
+
+from .affine import dequantize, fake_quantize, int_dtype, quantize
+from .axes import broadcast_shape, normalize_axis, per_axis, reduce_dims, to_groups
+from .gradients import ceil_ste, grad_scale
+from .kernels import fast_kernels_enabled, fast_fake_quantize, set_fast_kernels
+from .nested import nested_floor_quantize
+from .packing import pack_bits, pack_rows, packed_nbytes, unpack_bits, unpack_rows
+from .ranges import bits_for_levels, check_bits, qrange
+from .rounding import (ESTIMATORS, check_estimator, discretize, floor_ste, round_ewgs,
+                       round_ste, round_with)
+from .transforms import (dorefa_weight, dorefa_weight_normalize, log2_quantize_values,
+                         pow2_scale)
+
+__all__ = [
+    "qrange", "check_bits", "bits_for_levels",
+    "quantize", "dequantize", "fake_quantize", "fast_fake_quantize", "int_dtype",
+    "set_fast_kernels", "fast_kernels_enabled",
+    "broadcast_shape", "normalize_axis", "per_axis", "reduce_dims", "to_groups",
+    "ESTIMATORS", "check_estimator", "round_with", "round_ste", "round_ewgs", "floor_ste",
+    "discretize", "grad_scale", "ceil_ste", "nested_floor_quantize",
+    "pow2_scale", "dorefa_weight", "dorefa_weight_normalize", "log2_quantize_values",
+    "pack_bits", "unpack_bits", "pack_rows", "unpack_rows", "packed_nbytes",
+]

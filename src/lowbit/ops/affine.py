@@ -1,0 +1,68 @@
+"""Affine (uniform) quantization: ``q = clamp(round(x / scale) + zero_point, qmin, qmax)``.
+
+``dequantize(quantize(x)) == fake_quantize(x)`` holds bit for bit because all three compute
+the same float operations in the same order: ``x / scale`` is rounded to an integer, the
+integer zero point is added, the result is clamped, and ``(q - zero_point) * scale`` maps back.
+``scale`` and ``zero_point`` must broadcast against ``x`` (see :mod:`lowbit.ops.axes`).
+
+>>> import torch
+>>> x = torch.tensor([-1.0, 0.26, 0.74, 3.0])
+>>> s, z = torch.tensor(0.5), torch.tensor(0.0)
+>>> fake_quantize(x, s, z, -2, 1)
+tensor([-1.0000,  0.5000,  0.5000,  0.5000])
+>>> quantize(x, s, z, -2, 1)
+tensor([-2,  1,  1,  1], dtype=torch.int8)
+>>> torch.equal(dequantize(quantize(x, s, z, -2, 1), s, z), fake_quantize(x, s, z, -2, 1))
+True
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+
+from .rounding import discretize
+
+Bound = Union[int, float, torch.Tensor]
+
+
+def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: Bound,
+                  qmax: Bound, rounding: str = "round", estimator: str = "ste",
+                  delta: float = 0.0, alpha: float = 1.0) -> torch.Tensor:
+    """Quantize and dequantize ``x`` in float, with a gradient estimator for the rounding.
+
+    Gradients: ``x`` gets the estimator's gradient inside [qmin, qmax] and 0 outside (the
+    clamp); ``scale`` gets LSQ's gradient ``round(x/s) - x/s`` inside and ``qmin - z`` /
+    ``qmax - z`` outside; ``zero_point`` gets ``-scale`` outside the range.
+    ``qmin``/``qmax`` may be tensors (per-channel learned bit-widths).
+    """
+    u = x / scale
+    q = torch.clamp(discretize(u, rounding, estimator, delta, alpha) + zero_point, qmin, qmax)
+    return (q - zero_point) * scale
+
+
+def int_dtype(qmin: Bound, qmax: Bound) -> torch.dtype:
+    """Smallest integer dtype holding [qmin, qmax]."""
+    lo = float(torch.as_tensor(qmin).min()) if isinstance(qmin, torch.Tensor) else float(qmin)
+    hi = float(torch.as_tensor(qmax).max()) if isinstance(qmax, torch.Tensor) else float(qmax)
+    for dtype in (torch.int8, torch.uint8, torch.int16, torch.int32):
+        info = torch.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return dtype
+    return torch.int64
+
+
+@torch.no_grad()
+def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: Bound,
+             qmax: Bound, rounding: str = "round") -> torch.Tensor:
+    """Map ``x`` to integers in [qmin, qmax] (smallest fitting integer dtype)."""
+    u = x / scale
+    r = torch.floor(u) if rounding == "floor" else torch.round(u)
+    q = torch.clamp(r + zero_point, qmin, qmax)
+    return q.to(int_dtype(qmin, qmax))
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
+    """Map integers back to floats: ``(q - zero_point) * scale``."""
+    return (q.to(scale.dtype) - zero_point) * scale

@@ -1,0 +1,160 @@
+"""Learned step size d and dynamic range q+ with implicit bit-width (seed 001, eq. 1).
+
+Forward: ``Q(x) = round(clip(x, -q+, q+) / d) * d`` (unsigned inputs clip to [0, q+]).
+The integer codes then lie in [-n, n] with ``n = round(q+ / d)``, so the bit-width a slice
+needs is ``b = ceil(log2(n + 1)) + 1`` (signed) or ``ceil(log2(n + 1))`` (unsigned).
+
+**Fractional to integer bits.** q+/d is continuous while training; bits are always the
+integer ``b`` above: the forward pass, :meth:`channel_bits`, the accounting and the export all
+use it. :meth:`bit_tensor` returns the same integer values with a gradient (straight-through
+through round and ceil of ``log2(q+/d + 1)``), which the memory-budget penalty uses.
+Bits stay in [bits_min, bits_max] because q+/d is clamped to [n_min, n_max] in the forward
+pass and projected back after every optimizer step.
+
+With ``learn_bits=False`` (homogeneous phases) the range is tied to the step,
+``q+ = d * n_max(bits)``, and only d learns, as in LSQ.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..ops.gradients import ceil_ste
+from ..ops.ranges import check_bits
+from ..ops.rounding import discretize, round_ste
+from .base import TINY_SCALE, QParams, Quantizer
+
+
+def levels_for_bits(bits: int, signed: bool) -> int:
+    """Largest n with codes in [-n, n] (signed) or [0, n] (unsigned) fitting ``bits``."""
+    return (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+
+
+def min_levels_for_bits(bits: int, signed: bool) -> int:
+    """Smallest n that still needs ``bits`` bits (so bits never fall below it)."""
+    if signed:
+        return 1 if bits <= 2 else 1 << (bits - 2)
+    return 1 if bits <= 1 else 1 << (bits - 1)
+
+
+def bits_from_levels(n: torch.Tensor, signed: bool) -> torch.Tensor:
+    """Integer bits needed for codes up to n (float tensor in, float tensor out)."""
+    b = torch.ceil(torch.log2(n + 1))
+    return b + 1 if signed else b.clamp_min(1)
+
+
+class LearnedRangeQuantizer(Quantizer):
+    """Per-tensor or per-output-channel (d, q+) with bits in [bits_min, bits_max]."""
+
+    learnable = True
+
+    def _build(self, pshape: Tuple[int, ...]) -> None:
+        self.step = nn.Parameter(torch.ones(pshape))
+        self.qplus = nn.Parameter(torch.ones(pshape))
+        self.learn_bits = self.config.learn_bits
+
+    # ----- bounds -------------------------------------------------------------------------
+    def _level_bounds(self) -> Tuple[int, int]:
+        cfg = self.config
+        return (min_levels_for_bits(cfg.bits_min, self.signed),
+                levels_for_bits(cfg.bits_max, self.signed))
+
+    def effective_step(self) -> torch.Tensor:
+        return self.step.abs().clamp_min(TINY_SCALE)
+
+    def effective_range(self) -> torch.Tensor:
+        """q+ actually used: clamped so bits stay in bounds, or tied to d when not learning bits."""
+        d = self.effective_step()
+        if not self.learn_bits:
+            return d * levels_for_bits(self.bits, self.signed)
+        n_min, n_max = self._level_bounds()
+        return torch.clamp(self.qplus, d * n_min, d * n_max)
+
+    def levels(self) -> torch.Tensor:
+        """n = round(q+ / d) per slice (float tensor, no gradient)."""
+        with torch.no_grad():
+            return torch.round(self.effective_range() / self.effective_step())
+
+    # ----- bits ---------------------------------------------------------------------------
+    def channel_bits(self, x: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return bits_from_levels(self.levels(), self.signed).to(torch.int32)
+
+    def storage(self, x: Optional[torch.Tensor] = None):
+        if not bool(self.initialized) or self._signed is None:
+            return torch.full(self._pshape(), int(self._bits), dtype=torch.int32), False
+        return self.channel_bits(), False
+
+    @property
+    def bits(self) -> int:
+        """The largest bit-width over slices."""
+        if not bool(self.initialized) or self._signed is None:
+            return int(self._bits)
+        return int(self.channel_bits().max())
+
+    def bit_tensor(self) -> torch.Tensor:
+        """Integer bits per slice as a float tensor with a gradient w.r.t. d and q+."""
+        n = round_ste(self.effective_range() / self.effective_step())
+        b = ceil_ste(torch.log2(n + 1))
+        return b + 1 if self.signed else b
+
+    def set_bits(self, bits: int) -> None:
+        """Set every slice to ``bits`` (q+ = d * n_max(bits))."""
+        self._bits = check_bits(bits)
+        if bool(self.initialized) and self._signed is not None:
+            with torch.no_grad():
+                self.qplus.copy_(self.effective_step() * levels_for_bits(self._bits, self.signed))
+
+    def set_learn_bits(self, flag: bool) -> None:
+        """Switch between tied (fixed bits) and learned range; keeps the current grid."""
+        if flag and not self.learn_bits and bool(self.initialized):
+            with torch.no_grad():
+                self.qplus.copy_(self.effective_range())
+        self.learn_bits = bool(flag)
+
+    # ----- calibration and state ----------------------------------------------------------
+    def init_from_range(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        absmax = torch.maximum(lo.abs(), hi.abs()) if self.signed else hi
+        absmax = absmax.clamp_min(TINY_SCALE).reshape(self.step.shape)
+        n = levels_for_bits(self._bits, self.signed)
+        self.step.data.copy_(absmax / n)
+        self.qplus.data.copy_(absmax)
+
+    def project_(self) -> None:
+        with torch.no_grad():
+            self.step.abs_().clamp_(min=TINY_SCALE)
+            if bool(self.initialized) and self._signed is not None:
+                self.qplus.copy_(self.effective_range())
+
+    def get_extra_state(self):
+        return {**super().get_extra_state(), "learn_bits": self.learn_bits}
+
+    def set_extra_state(self, state) -> None:
+        super().set_extra_state(state)
+        self.learn_bits = state.get("learn_bits", self.config.learn_bits)
+
+    # ----- forward and integer views -------------------------------------------------------
+    def _clip(self, xv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        g = self.granularity
+        q = g.expand(self.effective_range(), xv)
+        lower = -q if self.signed else torch.zeros_like(q)
+        return torch.clamp(xv, lower, q), g.expand(self.effective_step(), xv)
+
+    def _fake(self, xv: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        xc, d = self._clip(xv)
+        return discretize(xc / d, "round", cfg.estimator, cfg.grad_delta, cfg.grad_alpha) * d
+
+    def _codes(self, xv: torch.Tensor) -> torch.Tensor:
+        xc, d = self._clip(xv)
+        return torch.round(xc / d)
+
+    def qparams(self, x: Optional[torch.Tensor] = None) -> QParams:
+        self._check_ready()
+        n = self.levels().to(torch.int32)
+        step = self.effective_step().detach().clone()
+        return QParams(scale=step, zero_point=torch.zeros_like(step),
+                       qmin=-n if self.signed else torch.zeros_like(n), qmax=n,
+                       bits=self.channel_bits(), signed=self.signed, granularity=self.granularity)
