@@ -27,7 +27,7 @@ from torch import nn
 from .nn.graph import bn_factors, find_bn_pairs
 from .nn.modules import QuantMixin
 
-__all__ = ["fold_batchnorm", "find_bn_pairs"]
+__all__ = ["fold_batchnorm", "find_bn_pairs", "apply_fold_structure"]
 
 
 def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -70,5 +70,19 @@ def fold_batchnorm(model: nn.Module, example_input: Optional[torch.Tensor] = Non
                 layer.weight_quantizer.init_from_tensor(layer.weight)
             if layer.bias_quantizer is not None:
                 layer.bias_quantizer.init_from_tensor(layer.bias)
-    model.lowbit_folded_bn = [bn for _, bn in pairs]
+    model.lowbit_folded_pairs = list(getattr(model, "lowbit_folded_pairs", [])) + [list(p) for p in pairs]
+    return model
+
+
+def apply_fold_structure(model: nn.Module, pairs) -> nn.Module:
+    """Give ``model`` the structure a folded model has (BN -> Identity, layers with a bias),
+    without changing values, so a folded model's state dict loads into it (in place)."""
+    modules = dict(model.named_modules())
+    for layer_name, bn_name in pairs:
+        layer = modules[layer_name]
+        if layer.bias is None:
+            layer.bias = nn.Parameter(torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype,
+                                                  device=layer.weight.device))
+        _set_module(model, bn_name, nn.Identity())
+    model.lowbit_folded_pairs = [list(p) for p in pairs]
     return model

@@ -1,0 +1,164 @@
+"""The ``lowbit`` command line: thin argument parsing over the public API.
+
+Every user error (bad recipe, missing data, corrupt checkpoint, ...) is one line on stderr
+and exit code 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from .errors import LowbitError
+
+EPILOGS = {
+    "train": """examples:
+  lowbit train recipes/resnet20-cifar10-w4a4.yaml --out runs/w4a4
+  lowbit train resnet20-cifar10-w4a4 --set phases.0.epochs=1 --set data.train_limit=5000 --out runs/quick
+  lowbit train recipes/resnet20-cifar10.yaml --out runs/fp32 --resume      # continue after a crash
+  torchrun --nproc_per_node=2 -m lowbit train mlp-mnist --out runs/ddp     # multi-process""",
+    "eval": """examples:
+  lowbit eval runs/w4a4                  # the trained model of a run folder
+  lowbit eval runs/w4a4 --data-dir ~/data""",
+    "models": "example:\n  lowbit models",
+    "recipes": "example:\n  lowbit recipes",
+    "report": "example:\n  lowbit report runs/w4a4      # re-render report.md (and plots) from report.json",
+}
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="dataset root (default: $LOWBIT_DATA, then ../shared/data)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lowbit", description="Learned low-bit quantization: train, evaluate, report, export.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="run `lowbit COMMAND --help` for the options and an example of each command")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    mk = lambda name, help_: sub.add_parser(  # noqa: E731
+        name, help=help_, description=help_, epilog=EPILOGS.get(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = mk("train", "train a recipe and write metrics.json, report.json, report.md and a checkpoint")
+    p.add_argument("recipe", help="a recipe YAML file or the name of a bundled recipe")
+    p.add_argument("--out", required=True, help="output folder for the run")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. --set optim.lr=0.05 --set phases.1.epochs=3")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run in OUT")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_data_dir(p)
+
+    p = mk("eval", "evaluate a trained run on its test set")
+    p.add_argument("target", help="a run folder written by `lowbit train`")
+    _add_data_dir(p)
+
+    mk("models", "list the registered models with their parameter counts")
+    mk("recipes", "list the bundled recipes and the training methods")
+
+    p = mk("report", "re-render the human report of a run from its report.json")
+    p.add_argument("run", help="a run folder written by `lowbit train`")
+    return parser
+
+
+def cmd_train(args) -> int:
+    from .train import Trainer, load_recipe
+
+    out = Path(args.out)
+    recipe = load_recipe(args.recipe, args.overrides)
+    if (out / "checkpoint.pt").exists() and not args.resume:
+        if not args.force:
+            raise LowbitError(f"{out} already holds a run (checkpoint.pt); use --resume to continue "
+                              "it, --force to overwrite it, or another --out")
+        shutil.rmtree(out)
+    if args.resume and not (out / "checkpoint.pt").exists():
+        raise LowbitError(f"nothing to resume: {out / 'checkpoint.pt'} does not exist")
+    Trainer(recipe, out, resume=args.resume, data_dir=args.data_dir, verbose=not args.quiet,
+            device=args.device).run()
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .train.evaluate import evaluate
+    from .train.restore import load_run
+
+    run = load_run(args.target, args.data_dir, require_done=False)
+    res = evaluate(run.model, run.data.test_loader)
+    print(f"{run.path}: top-1 {res['top1']:.2f}% on {res['n']} {run.recipe.data.dataset} test "
+          f"images (loss {res['loss']:.4f})")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import list_models
+
+    rows = list_models()
+    print(f"{'model':<20} {'params':>12}  {'dataset':<12} description")
+    for r in rows:
+        print(f"{r['name']:<20} {r['params']:>12,}  {r.get('dataset', ''):<12} {r['description']}")
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    import yaml
+
+    from .methods import METHODS
+    from .train.recipe import bundled_recipes_dir
+
+    files = sorted(bundled_recipes_dir().glob("*.yaml"))
+    print("bundled recipes (lowbit train NAME --out DIR):")
+    for f in files:
+        data = yaml.safe_load(f.read_text()) or {}
+        desc = " ".join(str(data.get("description", "")).split())
+        first = desc.split(". ")[0].rstrip(".")
+        print(f"  {f.stem:<34} {first}")
+    print("\ntraining methods (recipe `methods:` entries): " + ", ".join(METHODS.names() or ["none"]))
+    return 0
+
+
+def cmd_report(args) -> int:
+    import json
+
+    from .report import render_markdown
+    from .train.outputs import write_text
+
+    path = Path(args.run) / "report.json"
+    if not path.is_file():
+        raise LowbitError(f"{path} does not exist; run `lowbit train ... --out {args.run}` first")
+    try:
+        report = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise LowbitError(f"{path} is not valid JSON: {exc}") from None
+    write_text(Path(args.run) / "report.md", render_markdown(report))
+    print(f"wrote {Path(args.run) / 'report.md'}")
+    return 0
+
+
+COMMANDS: Dict[str, Callable] = {"train": cmd_train, "eval": cmd_eval, "models": cmd_models,
+                                 "recipes": cmd_recipes, "report": cmd_report}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except LowbitError as exc:
+        message = " ".join(str(exc).split())  # always one line
+        print(f"lowbit {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lowbit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

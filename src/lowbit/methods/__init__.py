@@ -1,0 +1,14 @@
+"""Training methods: each a config plus loss terms and step hooks (see :class:`Method`).
+
+=========  ===================================================================
+qgt        quantization-guided training regularizer (seed 000)
+budget     learned mixed precision under a memory budget (seed 001)
+distill    knowledge distillation from the float model (soft-label or penalty)
+guided     joint training with a full-precision twin (seed 002)
+penalties  nested-quantizer loss terms (seed 003)
+=========  ===================================================================
+"""
+
+from .base import METHODS, Method, TrainContext
+
+__all__ = ["METHODS", "Method", "TrainContext"]

@@ -1,0 +1,92 @@
+"""The interface of training methods: loss terms and step hooks around one training loop.
+
+A method is a config dataclass plus a :class:`Method` object. The trainer calls, in order:
+``setup`` once (after prepare/calibrate), ``on_phase_start`` at each phase, then every step
+``loss`` (an extra loss term, or None), ``before_step`` (after backward, before the optimizer)
+and ``after_step``. ``state_dict``/``load_state_dict`` make resume exact; ``report`` adds a
+section to report.json. Outside the trainer, a method's loss is a plain tensor to add to yours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+from ..schema import build
+
+METHODS = Registry("method")
+
+
+@dataclass
+class TrainContext:
+    """What methods can see of the training run (the trainer keeps it up to date)."""
+
+    model: nn.Module
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    step: int = 0                 # global optimizer step
+    phase_index: int = 0
+    phase_step: int = 0           # step within the phase
+    phase_steps: int = 1          # steps in the phase
+    steps_per_epoch: int = 1
+    example_input: Optional[torch.Tensor] = None
+    train_loader: Any = None
+    float_model: Optional[nn.Module] = None   # the float baseline, when the recipe has one
+    log: Dict[str, float] = field(default_factory=dict)   # scalars to show in progress
+
+
+class Method:
+    """Base class: override what the method needs; every hook is optional."""
+
+    name = "method"
+    Config: type = object
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.active = True
+
+    @classmethod
+    def config_from(cls, args: Dict[str, Any]) -> Any:
+        """Validate raw arguments into the method's config dataclass."""
+        return build(cls.Config, args, f"methods.{cls.name}")
+
+    @classmethod
+    def from_args(cls, args: Dict[str, Any]) -> "Method":
+        return cls(cls.config_from(args))
+
+    def setup(self, ctx: TrainContext) -> None:
+        """Called once before training, after the model is prepared and calibrated."""
+
+    def on_phase_start(self, ctx: TrainContext, phase: Any, args: Dict[str, Any]) -> None:
+        """Called at the start of every phase with the phase's arguments for this method."""
+
+    def loss(self, ctx: TrainContext, x: torch.Tensor, y: torch.Tensor,
+             logits: torch.Tensor) -> Optional[torch.Tensor]:
+        """An extra loss term added to the task loss (None for none)."""
+        return None
+
+    def before_step(self, ctx: TrainContext) -> None:
+        """After backward, before the optimizer step (e.g. gate gradients)."""
+
+    def after_step(self, ctx: TrainContext) -> None:
+        """After the optimizer step."""
+
+    def parameters(self):
+        """Extra parameters the optimizer must train (e.g. a guidance network)."""
+        return []
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def report(self, ctx: TrainContext) -> Dict[str, Any]:
+        """A section for report.json (JSON-serialisable)."""
+        return {}
+
+    def finalize(self, ctx: TrainContext) -> None:
+        """Called after the last phase, before final evaluation (e.g. QGT quantizes here)."""

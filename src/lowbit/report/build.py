@@ -1,0 +1,62 @@
+"""report.json: the one record of a run; Markdown, HTML and plots are rendered from it.
+
+Schema ``lowbit.report/1`` (documented in docs/report.md)::
+
+    schema, lowbit_version, created      identification
+    recipe                               the resolved recipe (dict)
+    metrics                              the same numbers as metrics.json
+    model                                {name, params, input_shape}
+    size                                 totals: weight_bits_total, act_bits_total, act_bits_max,
+                                         size_bytes_packed, float32_bytes, compression, ...
+    layers                               one row per Conv/Linear/Add: op, params, bits (per
+                                         slice), weight_bits, weight/overhead/bias/total bytes,
+                                         act_elements, act_bits_each, quantizers, folded_bn
+    history                              one row per epoch: phase, epoch, step, top1, test_loss
+    methods                              {method name: its own section}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Dict, List, Optional
+
+from torch import nn
+
+from .. import __version__
+from ..accounting import ModelCost
+from ..nn.prepare import quant_summary
+
+SCHEMA = "lowbit.report/1"
+
+
+def _layer_rows(cost: ModelCost, model: nn.Module) -> List[Dict[str, Any]]:
+    summary = quant_summary(model)
+    rows = []
+    for layer, d in zip(cost.layers, cost.to_dict()["layers"]):
+        q = summary.get(layer.name, {})
+        d["weight_quantizer"] = q.get("weight", "float")
+        d["input_quantizer"] = q.get("input", q.get("inputs", "float"))
+        rows.append(d)
+    return rows
+
+
+def build_report(*, recipe: Dict[str, Any], metrics: Dict[str, Any], cost: ModelCost,
+                 model: nn.Module, history: List[Dict[str, Any]],
+                 methods: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Assemble the report dictionary of a finished run."""
+    size = {k: v for k, v in cost.to_dict().items() if k != "layers"}
+    spec = getattr(model, "lowbit_spec", None) or {}
+    params = sum(p.numel() for n, p in model.named_parameters() if "quantizer" not in n)
+    return {
+        "schema": SCHEMA,
+        "lowbit_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "recipe": recipe,
+        "metrics": metrics,
+        "model": {"name": spec.get("name", type(model).__name__), "params": params,
+                  "input_shape": cost.input_shape},
+        "size": size,
+        "layers": _layer_rows(cost, model),
+        "history": history,
+        "methods": methods or {},
+    }

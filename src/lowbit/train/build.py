@@ -1,0 +1,113 @@
+"""Build what a recipe describes: data loaders, the model (from float weights), the quantized
+model, and the methods. Shared by training, ``lowbit eval`` and ``lowbit export``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+from ..data import BatchLoader, ImageSet, eval_augment, load_split, train_augment
+from ..data.presets import stored_size
+from ..methods import METHODS, Method
+from ..models import create_model
+from ..nn.prepare import prepare
+from .distributed import DistInfo
+from .recipe import Recipe
+
+
+@dataclass
+class Data:
+    train: ImageSet
+    test: ImageSet
+    train_loader: BatchLoader
+    test_loader: BatchLoader
+    calib_loader: BatchLoader
+    input_size: int
+
+
+def build_data(recipe: Recipe, dist: DistInfo, data_dir: Optional[str] = None) -> Data:
+    """Load both splits into memory and make the train (sharded), test and calibration loaders."""
+    d = recipe.data
+    root = data_dir or d.data_dir
+    size = stored_size(d.dataset, d.image_size)
+    train = load_split(d.dataset, "train", root, image_size=size, limit=d.train_limit)
+    test = load_split(d.dataset, "test", root, image_size=size, limit=d.test_limit)
+    if d.batch_size % dist.world_size:
+        raise ConfigError(f"data.batch_size {d.batch_size} must divide evenly over "
+                          f"{dist.world_size} processes")
+    cl = recipe.model.channels_last
+    aug = train_augment(d.dataset, d.image_size) if d.augment else eval_augment(d.dataset, d.image_size)
+    ev = eval_augment(d.dataset, d.image_size)
+    train_loader = BatchLoader(train, d.batch_size // dist.world_size, augment=aug, shuffle=True,
+                               seed=recipe.seed, drop_last=True, rank=dist.rank,
+                               world_size=dist.world_size, channels_last=cl, prefetch=False)
+    # augmentation costs ~0.5 s per CIFAR epoch; a prefetch thread would compete with the
+    # training step's threads on a small CPU and cost more than it hides
+    test_loader = BatchLoader(test, d.eval_batch_size, augment=ev, channels_last=cl, prefetch=False)
+    calib_loader = BatchLoader(train, d.batch_size, augment=ev, shuffle=True, seed=recipe.seed + 1,
+                               channels_last=cl, prefetch=False)
+    input_size = d.image_size or train.images.shape[-1]
+    return Data(train, test, train_loader, test_loader, calib_loader, input_size)
+
+
+def resolve_path(path: str) -> Path:
+    """A file path as given, else relative to the repository root (bundled baselines)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    alt = Path(__file__).resolve().parents[3] / path
+    if alt.is_file():
+        return alt
+    raise ConfigError(f"model.init: no file {path!r} (looked in the current folder and the "
+                      f"repository root); train a float baseline first, e.g. "
+                      f"`lowbit train recipes/resnet20-cifar10.yaml --out runs/fp32`, and point "
+                      f"model.init at runs/fp32/model.safetensors")
+
+
+def load_float_weights(model: nn.Module, path: str) -> None:
+    """Load a float .safetensors state dict into ``model`` (every tensor must match)."""
+    file = resolve_path(path)
+    try:
+        state = load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{file} does not match model {getattr(model, 'lowbit_spec', {}).get('name')}: "
+                              f"{str(exc).splitlines()[0]}") from None
+
+
+def build_float_model(recipe: Recipe, data: Data) -> nn.Module:
+    """The registry model for the recipe, with ``model.init`` weights when given."""
+    m = recipe.model
+    model = create_model(m.name, num_classes=m.num_classes or data.train.num_classes,
+                         in_channels=m.in_channels or data.train.images.shape[1],
+                         input_size=m.input_size or data.input_size, **m.kwargs)
+    if m.init:
+        load_float_weights(model, m.init)
+    return model
+
+
+def build_methods(recipe: Recipe) -> List[Method]:
+    return [METHODS.get(mc.name).from_args(mc.args) for mc in recipe.methods]
+
+
+def quantize_model(recipe: Recipe, float_model: nn.Module) -> nn.Module:
+    """A prepared copy of the float model (or the model itself for float recipes)."""
+    if recipe.quant is None:
+        return float_model
+    return prepare(copy.deepcopy(float_model), recipe.quant)
+
+
+def example_input(data: Data) -> torch.Tensor:
+    c = data.train.images.shape[1]
+    return torch.zeros(1, c, data.input_size, data.input_size)

@@ -1,0 +1,56 @@
+"""Multi-process training on torch.distributed, started by ``torchrun``.
+
+``torchrun --nproc_per_node=2 -m lowbit train RECIPE --out DIR`` sets RANK/WORLD_SIZE; each
+process then trains on its shard of every batch (the recipe's batch size is the global batch)
+and DDP averages gradients. Backend: nccl on GPUs, gloo on CPU. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.distributed as tdist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: Optional[str] = None) -> DistInfo:
+    """Join the process group torchrun describes (or run single-process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    if world <= 1:
+        return DistInfo(device=torch.device(device or ("cuda" if use_cuda else "cpu")))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    return DistInfo(rank, world, local, dev)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        tdist.barrier()
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and tdist.is_initialized():
+        tdist.destroy_process_group()

@@ -1,0 +1,240 @@
+"""Recipes: YAML files mapped onto frozen dataclasses (model, data, quant, methods, phases).
+
+A recipe is a model, a dataset, a quantization spec, training methods (loss terms and step
+hooks) and a list of phases. Each phase has a length, a learning-rate schedule, and changes to
+what is quantized and learned. Every method of the four papers is a recipe:
+
+* QGT: one float phase with the ``qgt`` method, weights quantized at the end;
+* two-stage (seed 002): phase 1 ``quantize_acts: false``, phase 2 both;
+* progressive: phases with ``weight_bits``/``act_bits`` 8, 4, 2;
+* learned mixed precision (seed 001): fixed-bit pre-training, precision learning with the
+  ``budget`` method, fine-tuning with ``freeze_quantizers: true``.
+
+>>> r = recipe_from_dict({"model": {"name": "mlp"}, "data": {"dataset": "mnist"},
+...                       "phases": [{"epochs": 2}]})
+>>> r.phases[0].epochs, r.quant is None
+(2.0, True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+import yaml
+
+from ..errors import ConfigError
+from ..nn.spec import QuantSpec
+from ..schema import apply_override, build, parse_override, to_plain
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "cosine", "linear", "step")
+
+
+def _positive(name: str, value, allow_zero: bool = False) -> None:
+    ok = value is not None and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture from the registry; ``init`` = float weights (.safetensors) to start from."""
+
+    name: str
+    num_classes: Optional[int] = None
+    in_channels: Optional[int] = None
+    input_size: Optional[int] = None
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    init: Optional[str] = None
+    channels_last: bool = True
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset, batch sizes, augmentation on/off, optional subsets, calibration batches."""
+
+    dataset: str
+    data_dir: Optional[str] = None
+    image_size: Optional[int] = None
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    augment: bool = True
+    train_limit: Optional[int] = None
+    test_limit: Optional[int] = None
+    calib_batches: int = 8
+
+    def __post_init__(self):
+        for name in ("batch_size", "eval_batch_size", "calib_batches"):
+            _positive(f"data.{name}", getattr(self, name))
+        for name in ("train_limit", "test_limit", "image_size"):
+            if getattr(self, name) is not None:
+                _positive(f"data.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer; quantizer parameters may get their own learning rate and weight decay."""
+
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    quant_lr: Optional[float] = None
+    quant_weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: Optional[float] = None
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}")
+        _positive("optim.lr", self.lr)
+        _positive("optim.weight_decay", self.weight_decay, allow_zero=True)
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.quant_lr is not None:
+            _positive("optim.quant_lr", self.quant_lr, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Warm-up then cosine / step / linear / constant; milestones are phase fractions."""
+
+    kind: str = "cosine"
+    warmup_epochs: float = 0.0
+    final_lr_ratio: float = 0.0
+    milestones: Tuple[float, ...] = (0.5, 0.75)
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        if self.kind not in SCHEDULES:
+            raise ConfigError(f"schedule.kind must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
+        _positive("schedule.warmup_epochs", self.warmup_epochs, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One phase: length, learning rate, and what is quantized, re-bitted, frozen or learned.
+
+    ``None`` leaves a setting as the previous phase left it. ``methods`` gives per-phase
+    arguments to the recipe's methods (e.g. ``{budget: {beta: 0}}``); a method named in
+    ``disable_methods`` adds no loss and runs no hooks in this phase.
+    """
+
+    name: str = "train"
+    epochs: float = 1.0
+    lr: Optional[float] = None
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    quantize_weights: Optional[bool] = None
+    quantize_acts: Optional[bool] = None
+    weight_bits: Optional[int] = None
+    act_bits: Optional[int] = None
+    freeze_quantizers: Optional[bool] = None
+    learn_bits: Optional[bool] = None
+    calibrate: bool = False
+    methods: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    disable_methods: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _positive(f"phase {self.name!r} epochs", self.epochs)
+        if self.lr is not None:
+            _positive(f"phase {self.name!r} lr", self.lr)
+        for name in ("weight_bits", "act_bits"):
+            bits = getattr(self, name)
+            if bits is not None and not 1 <= bits <= 16:
+                raise ConfigError(f"phase {self.name!r} {name} must be in 1..16, got {bits}")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """A training method from the registry (``lowbit recipes`` lists them) and its arguments."""
+
+    name: str
+    args: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything ``lowbit train`` needs. ``quant: null`` trains in float."""
+
+    model: ModelConfig
+    data: DataConfig
+    name: str = "recipe"
+    description: str = ""
+    seed: int = 0
+    quant: Optional[QuantSpec] = None
+    methods: Tuple[MethodConfig, ...] = ()
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    phases: Tuple[PhaseConfig, ...] = field(default_factory=lambda: (PhaseConfig(),))
+    eval_fp32: bool = True
+    fold_bn: bool = True
+    log_every: int = 20
+
+    def __post_init__(self):
+        if not self.phases:
+            raise ConfigError("a recipe needs at least one phase")
+        names = [m.name for m in self.methods]
+        for phase in self.phases:
+            for key in list(phase.methods) + list(phase.disable_methods):
+                if key not in names:
+                    raise ConfigError(f"phase {phase.name!r} refers to method {key!r}, which the "
+                                      f"recipe does not use; recipe methods: {names or 'none'}")
+
+    @property
+    def total_epochs(self) -> float:
+        return sum(p.epochs for p in self.phases)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_plain(self)
+
+
+def recipe_from_dict(data: Dict[str, Any], overrides: Iterable[str] = ()) -> Recipe:
+    """Validate raw recipe data (after ``key=value`` overrides) into a :class:`Recipe`."""
+    data = yaml.safe_load(yaml.safe_dump(data)) if data else {}  # deep copy of plain data
+    for text in overrides:
+        apply_override(data, *parse_override(text))
+    recipe = build(Recipe, data, "")
+    _check_methods(recipe)
+    return recipe
+
+
+def _check_methods(recipe: Recipe) -> None:
+    from ..methods import METHODS  # methods validate their own arguments
+
+    for m in recipe.methods:
+        METHODS.get(m.name).config_from(m.args)
+
+
+def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
+    """Read a YAML recipe file (or a bundled recipe name) and apply ``--set`` overrides."""
+    file = resolve_recipe_path(path)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{file}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: a recipe is a mapping of fields, got {type(data).__name__}")
+    return recipe_from_dict(data, overrides)
+
+
+def bundled_recipes_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "recipes"
+
+
+def resolve_recipe_path(path: str) -> Path:
+    """A recipe file path, or the name of a bundled recipe (``resnet20-cifar10-w4a4``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    bundled = bundled_recipes_dir() / (path if path.endswith((".yaml", ".yml")) else f"{path}.yaml")
+    if bundled.is_file():
+        return bundled
+    names = sorted(q.stem for q in bundled_recipes_dir().glob("*.yaml"))
+    raise ConfigError(f"recipe {path!r} not found (no such file, and not a bundled recipe); "
+                      f"bundled: {', '.join(names) or 'none'}")

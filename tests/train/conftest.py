@@ -1,0 +1,48 @@
+"""Fixtures for training tests: tiny MNIST recipes that run in seconds on 2 CPU cores."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_recipe(quant: bool = True, epochs=(1, 1), limit: int = 3000):
+    """An MLP on the first ``limit`` MNIST images: a float-weights phase then W4A4 LSQ."""
+    recipe = {
+        "name": "tiny", "seed": 3,
+        "model": {"name": "mlp", "kwargs": {"hidden": 64}},
+        "data": {"dataset": "mnist", "batch_size": 100, "train_limit": limit, "test_limit": 1000,
+                 "calib_batches": 2},
+        "optim": {"name": "sgd", "lr": 0.05},
+        "phases": [{"name": "a", "epochs": epochs[0]}],
+        "log_every": 1000,
+    }
+    if quant:
+        recipe["quant"] = {"weight": {"kind": "lsq", "bits": 4, "granularity": "channel"},
+                           "act": {"kind": "lsq", "bits": 4}}
+        recipe["phases"] = [{"name": "weights", "epochs": epochs[0], "quantize_acts": False},
+                            {"name": "both", "epochs": epochs[1], "quantize_acts": True, "lr": 0.02}]
+    return recipe
+
+
+def write_recipe(path: Path, recipe) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def run_cli(*args, env=None, timeout=300):
+    """Run ``python -m lowbit ARGS`` and return the CompletedProcess."""
+    full_env = {**os.environ, "LOWBIT_COMPILE": "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lowbit", *map(str, args)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    return write_recipe(tmp_path / "tiny.yaml", tiny_recipe())

@@ -1,0 +1,74 @@
+"""Recipes: validation of fields, types, names and --set overrides; bundled recipes load."""
+
+import pytest
+
+from lowbit.errors import ConfigError
+from lowbit.train.recipe import (Recipe, bundled_recipes_dir, load_recipe, recipe_from_dict,
+                                 resolve_recipe_path)
+
+from conftest import tiny_recipe
+
+
+def test_tiny_recipe_builds_frozen_dataclasses():
+    r = recipe_from_dict(tiny_recipe())
+    assert isinstance(r, Recipe) and r.phases[1].quantize_acts is True
+    assert r.quant.weight.bits == 4 and r.quant.weight.granularity == "channel"
+    with pytest.raises(Exception):
+        r.seed = 1  # frozen
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lr=fast", "optim.lr: expected a number, got 'fast'"),
+    ("optim.lrr=0.1", "did you mean 'lr'"),
+    ("phases.0.epochs=0", "epochs must be > 0"),
+    ("phases.5.epochs=1", "no list item 5"),
+    ("quant.weight.bits=17", "bits must be in 1..16, got 17"),
+    ("quant.weight.kind=lsqq", "unknown quantizer kind 'lsqq'"),
+    ("quant.act.estimator=stee", "did you mean 'ste'"),
+    ("optim.name=adagrad", "optim.name must be one of"),
+    ("data.batch_size=-1", "data.batch_size must be > 0"),
+    ("phases.0.quantize_acts=maybe", "expected true or false"),
+    ("noequals", "--set expects key=value"),
+])
+def test_bad_values_are_named_by_path(override, message):
+    with pytest.raises(ConfigError, match=None) as exc:
+        recipe_from_dict(tiny_recipe(), [override])
+    assert message in str(exc.value)
+
+
+def test_set_overrides_apply_and_validate():
+    r = recipe_from_dict(tiny_recipe(), ["optim.lr=0.3", "phases.1.weight_bits=2", "seed=9"])
+    assert r.optim.lr == 0.3 and r.phases[1].weight_bits == 2 and r.seed == 9
+
+
+def test_unknown_top_level_field_lists_valid_ones():
+    data = tiny_recipe()
+    data["optimiser"] = {}
+    with pytest.raises(ConfigError, match="unknown field 'optimiser'.*did you mean 'optim'"):
+        recipe_from_dict(data)
+
+
+def test_phase_method_reference_must_exist():
+    data = tiny_recipe()
+    data["phases"][0]["methods"] = {"budget": {"beta": 0}}
+    with pytest.raises(ConfigError, match="refers to method 'budget'"):
+        recipe_from_dict(data)
+
+
+def test_unknown_method_lists_registered():
+    data = tiny_recipe()
+    data["methods"] = [{"name": "magic"}]
+    with pytest.raises(ConfigError, match="unknown method 'magic'"):
+        recipe_from_dict(data)
+
+
+def test_missing_recipe_lists_bundled():
+    with pytest.raises(ConfigError, match="bundled: .*mlp-mnist"):
+        resolve_recipe_path("no-such-recipe")
+
+
+@pytest.mark.parametrize("path", sorted(bundled_recipes_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_bundled_recipe_validates(path):
+    r = load_recipe(str(path))
+    assert r.name == path.stem, "a bundled recipe's name must equal its file name"
+    assert r.description, "bundled recipes describe themselves (lowbit recipes lists it)"

@@ -1,0 +1,57 @@
+"""End to end on real MNIST: the loop trains, phases apply, outputs follow the contract."""
+
+import json
+
+import pytest
+import torch
+
+from lowbit.accounting import account
+from lowbit.nn.prepare import act_quantizers, weight_quantizers
+from lowbit.train import Trainer, recipe_from_dict
+from lowbit.train.restore import load_run
+
+from conftest import tiny_recipe
+
+REQUIRED = {"top1", "weight_bits_total", "act_bits_total", "size_bytes_packed", "epochs", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def float_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("float")
+    recipe = recipe_from_dict(tiny_recipe(quant=False, epochs=(2, 0), limit=4000))
+    return out, Trainer(recipe, out, verbose=False).run()
+
+
+def test_float_training_learns_mnist(float_run):
+    out, m = float_run
+    assert REQUIRED <= set(m) and m["top1"] > 85.0
+    hist = json.loads((out / "report.json").read_text())["history"]
+    assert hist[-1]["test_loss"] < hist[0]["test_loss"], "the test loss falls over epochs"
+
+
+def test_run_folder_contract(float_run):
+    out, m = float_run
+    for name in ("metrics.json", "report.json", "report.md", "recipe.yaml", "checkpoint.pt",
+                 "model.safetensors"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema"] == "lowbit.report/1" and report["metrics"] == json.loads((out / "metrics.json").read_text())
+    assert "top-1 accuracy" in (out / "report.md").read_text()
+
+
+def test_quantized_phases_and_sizes(tmp_path, float_run):
+    init = float_run[0] / "model.safetensors"
+    data = tiny_recipe(quant=True, epochs=(1, 1), limit=3000)
+    data["model"]["init"] = str(init)
+    t = Trainer(recipe_from_dict(data), tmp_path, verbose=False)
+    m = t.run()
+    assert m["top1_fp32"] > 85.0 and m["top1"] > 75.0
+    assert all(q.enabled for _, q in act_quantizers(t.model)), "phase 2 quantizes activations"
+    assert all(q.bits == 4 for _, _, q in weight_quantizers(t.model))
+    cost = account(t.model, t.example, fold_bn=True)
+    assert m["size_bytes_packed"] == cost.size_bytes_packed
+    assert m["weight_bits_total"] == 4 * (784 * 64 + 64 * 10)
+    # the run folder rebuilds the same model
+    run = load_run(tmp_path)
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.equal(run.model(x), t.model.eval()(x))
