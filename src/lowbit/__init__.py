@@ -24,7 +24,8 @@ from .calibrate import calibrate, calibrate_weights, ptq
 from .errors import CheckpointError, ConfigError, DataError, FormatError, LowbitError
 from .fold import find_bn_pairs, fold_batchnorm
 from .nn import (Add, LayerOverride, QuantizedModel, QuantSpec, convert, load_float_state_dict,
-                 prepare, quant_layers, quantizers, set_quant_state)
+                 prepare, quant_layers, set_quant_state)
+from .nn import quantizers as iter_quantizers
 from .ops import ESTIMATORS, dequantize, fake_quantize, qrange, quantize, set_fast_kernels
 from .quantizers import QUANTIZERS, Observer, Quantizer, QuantizerConfig, make_quantizer
 
@@ -38,7 +39,7 @@ __all__ = [
     "Quantizer", "make_quantizer", "QUANTIZERS", "ESTIMATORS", "Observer", "Add",
     "fake_quantize", "quantize", "dequantize", "qrange", "set_fast_kernels",
     # inspection
-    "quant_layers", "quantizers", "set_quant_state", "load_float_state_dict", "find_bn_pairs",
+    "quant_layers", "iter_quantizers", "set_quant_state", "load_float_state_dict", "find_bn_pairs",
     "QuantizedModel", "ModelCost", "LayerCost",
     # errors
     "LowbitError", "ConfigError", "DataError", "CheckpointError", "FormatError",

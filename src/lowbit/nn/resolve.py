@@ -44,14 +44,32 @@ def _matches(pattern: str, name: str, first: str, last: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
+def opaque_parent(model: nn.Module, name: str) -> Optional[str]:
+    """The unsupported module (e.g. nn.MultiheadAttention) that contains ``name``, if any.
+
+    Such modules use their children's weights directly (MultiheadAttention never calls its
+    ``out_proj`` Linear), so a quantizer on a child would silently do nothing.
+    """
+    parts = name.split(".")
+    for i in range(1, len(parts)):
+        parent = ".".join(parts[:i])
+        if isinstance(model.get_submodule(parent), UNSUPPORTED):
+            return parent
+    return None
+
+
 def candidates(model: nn.Module, spec: QuantSpec) -> List[Tuple[str, nn.Module]]:
-    """Modules of the requested types (and Adds when ``residual``), in registration order."""
+    """Modules of the requested types (and Adds when ``residual``), in registration order.
+
+    Layers inside unsupported modules (see :func:`opaque_parent`) are left out.
+    """
     classes = tuple(c for t in spec.layers for c in TYPE_CLASSES[t])
     found = []
     for name, mod in model.named_modules():
         if not name:
             continue
-        if isinstance(mod, classes) or (spec.residual and isinstance(mod, Add)):
+        if (isinstance(mod, classes) or (spec.residual and isinstance(mod, Add))) and \
+                opaque_parent(model, name) is None:
             found.append((name, mod))
     return found
 
@@ -73,9 +91,13 @@ def check_patterns(model: nn.Module, spec: QuantSpec, cands: List[Tuple[str, nn.
         other = [n for n in all_names if _matches(pattern, n, first, last)]
         if other:
             mod = dict(model.named_modules())[other[0]]
+            parent = opaque_parent(model, other[0])
+            why = (f" (it lives inside {type(model.get_submodule(parent)).__name__} {parent!r}, "
+                   "which uses its weights without calling it, so a quantizer there would do "
+                   "nothing)" if parent else "")
             raise ConfigError(
                 f"pattern {pattern!r} matches {other[0]!r} ({type(mod).__name__}), which lowbit "
-                f"cannot quantize with layers={list(spec.layers)}; quantizable layers: "
+                f"cannot quantize with layers={list(spec.layers)}{why}; quantizable layers: "
                 f"{_name_list(cand_names)}")
         raise ConfigError(f"pattern {pattern!r} matches no layer; layers that exist: "
                           f"{_name_list(cand_names or all_names)}")

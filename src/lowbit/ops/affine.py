@@ -22,7 +22,7 @@ from typing import Union
 
 import torch
 
-from .rounding import discretize
+from .rounding import discretize, floor_fix
 
 Bound = Union[int, float, torch.Tensor]
 
@@ -38,8 +38,26 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
     ``qmin``/``qmax`` may be tensors (per-channel learned bit-widths).
     """
     u = x / scale
-    q = torch.clamp(discretize(u, rounding, estimator, delta, alpha) + zero_point, qmin, qmax)
+    r = discretize(u, rounding, estimator, delta, alpha)
+    if rounding == "floor":  # exact floor: grid values stay on the grid (see floor_fix)
+        r = r + floor_fix(x, scale, r.detach())
+    q = torch.clamp(r + zero_point, qmin, qmax)
     return (q - zero_point) * scale
+
+
+def clip_round(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, step: torch.Tensor,
+               estimator: str = "ste", delta: float = 0.0, alpha: float = 1.0) -> torch.Tensor:
+    """``round(clamp(x, lower, upper) / step) * step``: clip to a learned range, then round.
+
+    The learned-range quantizer of seed 001 (eq. 1). Gradients: ``x`` gets the estimator's
+    gradient inside [lower, upper] and 0 outside; ``lower``/``upper`` get the gradient of the
+    values clipped to them; ``step`` gets ``round(u) - u`` with ``u = clamp(x) / step``.
+
+    >>> x = torch.tensor([-3.0, -0.4, 0.26, 2.0])
+    >>> clip_round(x, torch.tensor(-1.0), torch.tensor(1.2), torch.tensor(0.5))
+    tensor([-1.0000, -0.5000,  0.5000,  1.0000])
+    """
+    return discretize(torch.clamp(x, lower, upper) / step, "round", estimator, delta, alpha) * step
 
 
 def int_dtype(qmin: Bound, qmax: Bound) -> torch.dtype:
@@ -58,7 +76,11 @@ def quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmi
              qmax: Bound, rounding: str = "round") -> torch.Tensor:
     """Map ``x`` to integers in [qmin, qmax] (smallest fitting integer dtype)."""
     u = x / scale
-    r = torch.floor(u) if rounding == "floor" else torch.round(u)
+    if rounding == "floor":
+        r = torch.floor(u)
+        r = r + floor_fix(x, scale, r)
+    else:
+        r = torch.round(u)
     q = torch.clamp(r + zero_point, qmin, qmax)
     return q.to(int_dtype(qmin, qmax))
 

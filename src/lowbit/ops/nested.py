@@ -27,6 +27,8 @@ from typing import Optional, Tuple
 import torch
 from torch.autograd import Function
 
+from .rounding import floor_fix
+
 
 def slice_dims(p_shape: torch.Size, s_shape: torch.Size) -> Tuple[int, ...]:
     """Dimensions of ``P`` that one scale value spans (where ``s`` broadcasts)."""
@@ -35,18 +37,24 @@ def slice_dims(p_shape: torch.Size, s_shape: torch.Size) -> Tuple[int, ...]:
     return tuple(d for d, (pn, sn) in enumerate(zip(p_shape, full)) if sn == 1 and pn != 1)
 
 
+def floor_codes(P: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``floor(P / s)``, exact in float: grid values ``k * s`` give back ``k`` (see floor_fix)."""
+    k = torch.floor(P / s)
+    return k + floor_fix(P, s, k)
+
+
 class NestedFloorQuant(Function):
     """floor-quantize ``P`` with scale ``s``; custom ratio-threshold gradient for ``s``."""
 
     @staticmethod
     def forward(ctx, P, s, lam, eps, qmin, qmax):
-        pq = torch.floor(P / s)
+        pq = floor_codes(P, s)
+        inside = None if qmin is None else (pq >= qmin) & (pq <= qmax)
         if qmin is not None:
             pq = torch.clamp(pq, qmin, qmax)
         p_rec = pq * s
         dims = slice_dims(P.shape, s.shape)
         m = pq.abs().amax(dim=dims, keepdim=True) if dims else pq.abs()
-        inside = None if qmin is None else (P / s >= qmin) & (P / s < qmax + 1)
         ctx.save_for_backward(p_rec, m, inside)
         ctx.lam, ctx.eps, ctx.s_shape, ctx.clipped = lam, eps, s.shape, qmin is not None
         return p_rec

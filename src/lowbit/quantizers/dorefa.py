@@ -2,7 +2,10 @@
 
 Weights: ``w_q = 2 Q_k(tanh(w) / (2 max|tanh(w)|) + 1/2) - 1`` with
 ``Q_k(z) = round((2^k - 1) z) / (2^k - 1)``, i.e. 2^k levels in [-1, 1]; the max runs over the
-tensor (or each output channel). Activations: ``x_q = Q_k(clip(x, 0, 1))``.
+tensor (or each output channel). Activations: ``x_q = Q_k(clip(x, 0, 1))``. The integer codes
+are exactly the seed's ``round((2^k - 1) z)``; values are ``code * (1 / (2^k - 1))`` (weights:
+``(code - (2^k - 1)/2) * 2/(2^k - 1)``), i.e. the eq. 1-3 values to float32 rounding, so that
+``dequantize(quantize(x))`` reproduces the forward bit for bit.
 Both are affine maps of integer codes, so convert/export treat them like any other quantizer
 (weights have the half-integer zero point (2^k - 1) / 2).
 """
@@ -13,8 +16,6 @@ from typing import Optional
 
 import torch
 
-from ..ops.affine import quantize as int_quantize
-from ..ops.kernels import fast_fake_quantize
 from ..ops.rounding import discretize
 from ..ops.transforms import dorefa_levels, dorefa_weight_qparams
 from .base import QParams, Quantizer
@@ -40,10 +41,10 @@ class DoReFaQuantizer(Quantizer):
 
     def _fake(self, xv: torch.Tensor) -> torch.Tensor:
         cfg, n = self.config, dorefa_levels(self.bits)
-        if self.role == "act":
-            one = xv.new_tensor(1.0 / n)
-            return fast_fake_quantize(xv, one, xv.new_zeros(()), 0, n, "round", cfg.estimator,
-                                      cfg.grad_delta, cfg.grad_alpha)
+        if self.role == "act":  # eq. 3: code round((2^k - 1) clip(x, 0, 1)), value code/(2^k - 1)
+            codes = discretize(torch.clamp(xv, 0, 1) * n, "round", cfg.estimator, cfg.grad_delta,
+                               cfg.grad_alpha)
+            return codes * xv.new_tensor(1.0 / n)
         scale, zp = dorefa_weight_qparams(self.bits, xv)
         codes = discretize(self._normalize(xv) * n, "round", cfg.estimator, cfg.grad_delta,
                            cfg.grad_alpha)
@@ -52,7 +53,7 @@ class DoReFaQuantizer(Quantizer):
     def _codes(self, xv: torch.Tensor) -> torch.Tensor:
         n = dorefa_levels(self.bits)
         if self.role == "act":
-            return int_quantize(xv, xv.new_tensor(1.0 / n), xv.new_zeros(()), 0, n).float()
+            return torch.round(torch.clamp(xv, 0, 1) * n)
         return torch.round(self._normalize(xv) * n)
 
     def qparams(self, x: Optional[torch.Tensor] = None) -> QParams:

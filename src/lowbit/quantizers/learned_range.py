@@ -24,7 +24,8 @@ from torch import nn
 
 from ..ops.gradients import ceil_ste
 from ..ops.ranges import check_bits
-from ..ops.rounding import discretize, round_ste
+from ..ops.kernels import fast_clip_round
+from ..ops.rounding import round_ste
 from .base import TINY_SCALE, QParams, Quantizer
 
 
@@ -68,8 +69,8 @@ class LearnedRangeQuantizer(Quantizer):
     def effective_range(self) -> torch.Tensor:
         """q+ actually used: clamped so bits stay in bounds, or tied to d when not learning bits."""
         d = self.effective_step()
-        if not self.learn_bits:
-            return d * levels_for_bits(self.bits, self.signed)
+        if not self.learn_bits:  # the configured width (``self.bits`` would recurse via levels())
+            return d * levels_for_bits(int(self._bits), self.signed)
         n_min, n_max = self._level_bounds()
         return torch.clamp(self.qplus, d * n_min, d * n_max)
 
@@ -136,20 +137,21 @@ class LearnedRangeQuantizer(Quantizer):
         self.learn_bits = state.get("learn_bits", self.config.learn_bits)
 
     # ----- forward and integer views -------------------------------------------------------
-    def _clip(self, xv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _bounds(self, xv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(lower, upper, step) broadcast against ``xv``: [-q+, q+] (or [0, q+]) and d."""
         g = self.granularity
         q = g.expand(self.effective_range(), xv)
         lower = -q if self.signed else torch.zeros_like(q)
-        return torch.clamp(xv, lower, q), g.expand(self.effective_step(), xv)
+        return lower, q, g.expand(self.effective_step(), xv)
 
     def _fake(self, xv: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        xc, d = self._clip(xv)
-        return discretize(xc / d, "round", cfg.estimator, cfg.grad_delta, cfg.grad_alpha) * d
+        return fast_clip_round(xv, *self._bounds(xv), cfg.estimator, cfg.grad_delta,
+                               cfg.grad_alpha)
 
     def _codes(self, xv: torch.Tensor) -> torch.Tensor:
-        xc, d = self._clip(xv)
-        return torch.round(xc / d)
+        lower, upper, d = self._bounds(xv)
+        return torch.round(torch.clamp(xv, lower, upper) / d)
 
     def qparams(self, x: Optional[torch.Tensor] = None) -> QParams:
         self._check_ready()

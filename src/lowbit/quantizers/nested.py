@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..ops.nested import nested_floor_quantize
+from ..ops.nested import floor_codes, nested_floor_quantize
 from ..ops.ranges import check_bits, qrange
 from .base import TINY_SCALE, QParams, Quantizer
 
@@ -73,7 +73,7 @@ class NestedQuantizer(Quantizer):
 
     def _codes(self, xv: torch.Tensor) -> torch.Tensor:
         s = self.granularity.expand(self.effective_scale(), xv)
-        codes = torch.floor(xv / s)
+        codes = floor_codes(xv, s)
         qmin, qmax = self._clip()
         return codes if qmin is None else torch.clamp(codes, qmin, qmax)
 

@@ -1,0 +1,114 @@
+"""The compiled fast kernel is bit-identical to the eager one, forward and backward.
+
+Compilation takes a few seconds per graph, so this file compiles few graphs: per-channel STE
+(a conv weight: x and scale gradients), per-tensor EWGS with a learned asymmetric zero point (a
+channels_last activation), and the learned-range clip-and-round (signed: x, q+ and d gradients).
+"""
+
+import warnings
+
+import pytest
+import torch
+
+from lowbit.ops import (clip_round, fake_quantize, fast_clip_round, fast_fake_quantize,
+                        fast_kernels_enabled, set_fast_kernels)
+from lowbit.ops import kernels
+
+
+@pytest.fixture
+def compiled():
+    set_fast_kernels(True)
+    try:
+        yield
+    finally:
+        set_fast_kernels(None)
+
+
+def _run(fn, x, s, z, qmin, qmax, est, g, need_z):
+    x = x.clone().requires_grad_()
+    s = s.clone().requires_grad_()
+    z = z.clone().requires_grad_(need_z)
+    y = fn(x, s, z, qmin, qmax, "round", est, 0.2, 1.0)
+    y.backward(g)
+    return y.detach(), x.grad, s.grad, z.grad
+
+
+CASES = [
+    # (x shape, scale shape, estimator, learned zero point, memory format)
+    ((16, 3, 3, 3), (16, 1, 1, 1), "ste", False, torch.contiguous_format),
+    ((8, 4, 6, 6), (), "ewgs", True, torch.channels_last),
+]
+
+
+@pytest.mark.parametrize("xs,ss,est,need_z,fmt", CASES)
+def test_compiled_kernel_is_bit_identical(compiled, xs, ss, est, need_z, fmt):
+    if not fast_kernels_enabled():
+        pytest.skip("fast kernels unavailable on this machine (compiler failed earlier)")
+    gen = torch.Generator().manual_seed(len(xs) + len(ss))
+    x = (torch.randn(xs, generator=gen) * 3).contiguous(memory_format=fmt)
+    s = torch.rand(ss, generator=gen) * 0.5 + 0.05
+    z = torch.randint(-3, 3, ss, generator=gen).float() if need_z else torch.zeros(ss)
+    g = torch.randn(xs, generator=gen).contiguous(memory_format=fmt)
+    with warnings.catch_warnings():
+        # a fallback to eager would pass trivially: make lowbit's fallback warning an error
+        warnings.filterwarnings("error", message="lowbit: torch.compile")
+        fast = _run(fast_fake_quantize, x, s, z, -8, 7, est, g, need_z)
+    eager = _run(fake_quantize, x, s, z, -8, 7, est, g, need_z)
+    assert not kernels._state["failed"], "torch.compile failed and lowbit fell back to eager"
+    for a, b, what in zip(fast, eager, ("y", "dx", "dscale", "dzero_point")):
+        if b is None:
+            assert a is None, what
+        else:
+            assert a.shape == b.shape and torch.equal(a, b), what
+
+
+def _run_clip(fn, x, q, d, est, g, signed):
+    x = x.clone().requires_grad_()
+    q = q.clone().requires_grad_()
+    d = d.clone().requires_grad_()
+    lower = -q if signed else torch.zeros_like(q)
+    y = fn(x, lower, q, d, est, 0.2, 1.0)
+    y.backward(g)
+    return y.detach(), x.grad, q.grad, d.grad
+
+
+def test_compiled_clip_round_is_bit_identical(compiled, signed=True):
+    """The learned-range quantizer's kernel: per-channel (d, q+) on a conv weight."""
+    if not fast_kernels_enabled():
+        pytest.skip("fast kernels unavailable on this machine (compiler failed earlier)")
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(16, 3, 3, 3, generator=gen) * 2
+    d = torch.rand(16, 1, 1, 1, generator=gen) * 0.2 + 0.05
+    q = d * torch.randint(1, 12, (16, 1, 1, 1), generator=gen) + 0.3 * d  # q+/d not integral
+    g = torch.randn(x.shape, generator=gen)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="lowbit: torch.compile")
+        fast = _run_clip(fast_clip_round, x, q, d, "ste", g, signed)
+    eager = _run_clip(clip_round, x, q, d, "ste", g, signed)
+    for a, b, what in zip(fast, eager, ("y", "dx", "dq+", "dstep")):
+        assert torch.equal(a, b), what
+
+
+def test_transcendental_estimators_use_the_eager_kernel(compiled):
+    x = torch.randn(5, requires_grad=True)
+    s = torch.tensor(0.3, requires_grad=True)
+    y = fast_fake_quantize(x, s, torch.tensor(0.0), -8, 7, "round", "tanh", 0.2, 1.0)
+    assert "FastFakeQuantize" not in type(y.grad_fn).__name__
+
+
+def test_disabled_fast_kernels_run_eager():
+    set_fast_kernels(False)
+    try:
+        assert not fast_kernels_enabled()
+        y = fast_fake_quantize(torch.randn(5, requires_grad=True), torch.tensor(0.3), torch.tensor(0.0),
+                               -8, 7)
+        assert "FastFakeQuantize" not in type(y.grad_fn).__name__
+    finally:
+        set_fast_kernels(None)
+
+
+def test_env_default_is_off_in_the_test_session(monkeypatch):
+    monkeypatch.setenv("LOWBIT_COMPILE", "0")
+    assert not fast_kernels_enabled()
+    monkeypatch.setenv("LOWBIT_COMPILE", "1")
+    assert fast_kernels_enabled() or kernels._state["failed"]
