@@ -10,5 +10,7 @@ penalties  nested-quantizer loss terms (seed 003)
 """
 
 from .base import METHODS, Method, TrainContext
+from .budget import Budget, BudgetConfig
+from .qgt import QGT, QGTConfig
 
-__all__ = ["METHODS", "Method", "TrainContext"]
+__all__ = ["METHODS", "Method", "TrainContext", "QGT", "QGTConfig", "Budget", "BudgetConfig"]

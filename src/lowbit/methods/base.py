@@ -31,10 +31,14 @@ class TrainContext:
     phase_index: int = 0
     phase_step: int = 0           # step within the phase
     phase_steps: int = 1          # steps in the phase
+    lr: float = 0.0               # the phase learning rate at this step (before group scales)
     steps_per_epoch: int = 1
     example_input: Optional[torch.Tensor] = None
     train_loader: Any = None
+    test_loader: Any = None
+    optimizer: Any = None
     float_model: Optional[nn.Module] = None   # the float baseline, when the recipe has one
+    out_dir: Optional[Any] = None             # the run folder (plots go there)
     log: Dict[str, float] = field(default_factory=dict)   # scalars to show in progress
 
 

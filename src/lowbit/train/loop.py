@@ -87,7 +87,8 @@ class Trainer:
             self._fresh_start()
         self.methods = build_methods(r)
         self.ctx = TrainContext(model=self.model, device=self.device, example_input=self.example,
-                                train_loader=self.data.train_loader, float_model=self.float_model,
+                                train_loader=self.data.train_loader, test_loader=self.data.test_loader,
+                                float_model=self.float_model, out_dir=self.out,
                                 steps_per_epoch=len(self.data.train_loader))
         for m in self.methods:
             m.setup(self.ctx)
@@ -154,7 +155,9 @@ class Trainer:
 
     def _phase_lengths(self, p: PhaseConfig):
         spe = len(self.data.train_loader)
-        total = max(1, round(p.epochs * spe))
+        total = round(p.epochs * spe) if p.epochs > 0 else 0
+        if p.epochs > 0:
+            total = max(total, 1)
         return spe, total, math.ceil(total / spe)
 
     def _run_phase(self, index: int, start: float, prior: float) -> None:
@@ -205,6 +208,7 @@ class Trainer:
         self.state.train_images += steps * loader.batch_size * self.dist.world_size
 
     def _step(self, model, x, y, lr: float):
+        self.ctx.lr = lr
         set_lr(self.optimizer, lr)
         logits = model(x)
         task = F.cross_entropy(logits, y, label_smoothing=self.recipe.optim.label_smoothing)

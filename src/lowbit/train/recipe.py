@@ -140,7 +140,8 @@ class PhaseConfig:
     disable_methods: Tuple[str, ...] = ()
 
     def __post_init__(self):
-        _positive(f"phase {self.name!r} epochs", self.epochs)
+        # 0 epochs: apply the phase's settings without training (e.g. PTQ = QGT with lambda 0)
+        _positive(f"phase {self.name!r} epochs", self.epochs, allow_zero=True)
         if self.lr is not None:
             _positive(f"phase {self.name!r} lr", self.lr)
         for name in ("weight_bits", "act_bits"):

@@ -1,0 +1,66 @@
+"""PNG plots rendered from run data (matplotlib is optional: without it, no plots).
+
+* QGT weight histograms (seed 000, Figure 4): float baseline vs QGT-trained weights of selected
+  layers, in units of the quantization step, where QGT's clustering on the grid is visible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        return plt
+    except ImportError:
+        return None
+
+
+def pick_layers(names: List[str], count: int) -> List[str]:
+    """``count`` names spread evenly from first to last (always including the last)."""
+    if count >= len(names):
+        return list(names)
+    idx = sorted({round(i * (len(names) - 1) / max(count - 1, 1)) for i in range(count)})
+    return [names[i] for i in idx]
+
+
+def _grid_units(quantizer, w: torch.Tensor) -> torch.Tensor:
+    quantizer.init_from_tensor(w)
+    qp = quantizer.qparams(w)
+    g = quantizer.granularity
+    wv = g.view(w)
+    return (wv / g.expand(qp.scale, wv) + g.expand(qp.zero_point, wv)).reshape(-1)
+
+
+def save_weight_histograms(qgt, path: Path) -> Optional[Path]:
+    """Float vs QGT-trained weight histograms of a few layers, x axis in grid steps."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    names = pick_layers([t.name for t in qgt.targets], qgt.config.histogram_layers)
+    by_name = {t.name: t for t in qgt.targets}
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        q = by_name[name].quantizer
+        device = next(iter(q.buffers()), torch.zeros(())).device
+        before = _grid_units(q, qgt._initial[name].to(device)).cpu()
+        after = _grid_units(q, qgt._trained[name].to(device)).cpu()
+        lo, hi = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
+        bins = torch.linspace(lo - 0.5, hi + 0.5, max(int((hi - lo + 1) * 12), 24)).numpy()
+        ax.hist(before.numpy(), bins=bins, color="#9ecae1", alpha=0.8, label="float baseline")
+        ax.hist(after.numpy(), bins=bins, color="#fa8072", alpha=0.7, label="QGT-trained")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("weight / step + zero point (grid points at integers)", fontsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
