@@ -161,8 +161,8 @@ def test_mixed_per_channel_bits_learned_range():
     model = prepared(QuantizerConfig(kind="learned_range", bits=4, granularity="channel"),
                      act=QuantizerConfig(kind="learned_range", bits=6))
     wq = model.conv1.weight_quantizer
-    with torch.no_grad():  # n = q+/d = 1, 3, 7, 127 -> 2, 3, 4, 8 bits
-        wq.qplus.copy_(wq.step * torch.tensor([1.0, 3.0, 7.0, 127.0]))
+    # n = q+/d = 1, 3, 7, 127 -> 2, 3, 4, 8 bits
+    wq.set_step_and_range(qplus=wq.step * torch.tensor([1.0, 3.0, 7.0, 127.0]))
     L = by_name(account(model, X))
     assert L["conv1"].bits == [2, 3, 4, 8]
     # 27 weights per output channel: 27 * (2 + 3 + 4 + 8) = 459 bits -> 58 bytes in one stream

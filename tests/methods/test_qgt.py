@@ -120,7 +120,9 @@ def test_bottleneck_ranks_the_hard_layer_first(mnist):
     q = prepare(model, spec)
     table = bottleneck_table(q, vl, max_images=1000)
     assert table["layers"][0]["layer"] == "fc1"
-    assert table["layers"][0]["rel_error"] > table["layers"][1]["rel_error"]
+    # (its relative error is not the largest: ||w|| is dominated by the outliers, which
+    # quantize exactly; the accuracy drop is what exposes it)
+    assert table["layers"][0]["drop"] > table["layers"][1]["drop"] + 5.0
 
 
 @pytest.mark.parametrize("cfg, message", [

@@ -14,6 +14,8 @@ with the square of the model size, and a value that suits one model explodes the
 sizes). Targets are given in KB (``weight_kb``, ``act_kb``) or as an average bit-width
 (``weight_avg_bits``, ``act_avg_bits``). ``beta`` ramps linearly from 0 over the first ``ramp``
 fraction of the phase; quantizer parameters (hence bit-widths) update only every ``phi`` steps.
+The penalty aims ``margin`` (default 1%) under each target, because its equilibrium with the
+task gradient sits a little above the point it aims at; the report checks the real target.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class BudgetConfig:
     beta: float = 1.0
     ramp: float = 0.5
     phi: int = 20
+    margin: float = 0.01
 
     def __post_init__(self):
         for a, b in (("weight_kb", "weight_avg_bits"), ("act_kb", "act_avg_bits")):
@@ -60,6 +63,8 @@ class BudgetConfig:
             raise ConfigError(f"budget act_mode must be 'sum' or 'max', got {self.act_mode!r}")
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError(f"budget beta must be >= 0, got {self.beta}")
+        if not 0 <= self.margin < 0.5:
+            raise ConfigError(f"budget margin (aim this fraction under the target) must be in [0, 0.5), got {self.margin}")
         if not 0 <= self.ramp <= 1:
             raise ConfigError(f"budget ramp is a fraction of the phase in [0, 1], got {self.ramp}")
         if isinstance(self.phi, bool) or not isinstance(self.phi, int) or self.phi < 1:
@@ -178,11 +183,12 @@ class Budget(Method):
 
     def penalty(self, beta: float) -> torch.Tensor:
         w, a = self.costs_kb()
+        aim = 1.0 - self.config.margin  # the penalty's equilibrium sits a little above its aim
         total = w.new_zeros(())
         if self.t_w is not None:
-            total = total + beta * torch.relu(w / self.t_w - 1) ** 2
+            total = total + beta * torch.relu(w / (aim * self.t_w) - 1) ** 2
         if self.t_a is not None:
-            total = total + beta * torch.relu(a / self.t_a - 1) ** 2
+            total = total + beta * torch.relu(a / (aim * self.t_a) - 1) ** 2
         return total
 
     # ----- trainer hooks -----------------------------------------------------------------------

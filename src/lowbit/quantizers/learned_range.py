@@ -13,16 +13,22 @@ pass and projected back after every optimizer step.
 
 With ``learn_bits=False`` (homogeneous phases) the range is tied to the step,
 ``q+ = d * n_max(bits)``, and only d learns, as in LSQ.
+
+**Parametrization.** The parameters are ``log2 d`` and ``log2 q+``, so the bit-width
+``log2(q+/d) + 1`` is linear in them: an optimizer step of 0.01 changes a bit-width by at most
+0.01 bit whatever the tensor's scale, and d and q+ stay positive by construction. (With d and
+q+ themselves, d ~ 0.003 and q+ ~ 0.1 for the same weights move at rates 30x apart.)
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
-from ..ops.gradients import ceil_ste
+from ..ops.gradients import ceil_ste, grad_scale
 from ..ops.ranges import check_bits
 from ..ops.kernels import fast_clip_round
 from ..ops.rounding import round_ste
@@ -53,9 +59,28 @@ class LearnedRangeQuantizer(Quantizer):
     learnable = True
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
-        self.step = nn.Parameter(torch.ones(pshape))
-        self.qplus = nn.Parameter(torch.ones(pshape))
+        self.log2_step = nn.Parameter(torch.zeros(pshape))
+        self.log2_qplus = nn.Parameter(torch.zeros(pshape))
         self.learn_bits = self.config.learn_bits
+
+    @property
+    def step(self) -> torch.Tensor:
+        """The step size d (compact shape)."""
+        return torch.exp2(self.log2_step)
+
+    @property
+    def qplus(self) -> torch.Tensor:
+        """The learned dynamic range q+ (before bounds; compact shape)."""
+        return torch.exp2(self.log2_qplus)
+
+    @torch.no_grad()
+    def set_step_and_range(self, step: Optional[torch.Tensor] = None,
+                           qplus: Optional[torch.Tensor] = None) -> None:
+        """Set d and/or q+ (positive values, compact shape or broadcastable)."""
+        if step is not None:
+            self.log2_step.copy_(torch.log2(torch.as_tensor(step).clamp_min(TINY_SCALE)).expand_as(self.log2_step))
+        if qplus is not None:
+            self.log2_qplus.copy_(torch.log2(torch.as_tensor(qplus).clamp_min(TINY_SCALE)).expand_as(self.log2_qplus))
 
     # ----- bounds -------------------------------------------------------------------------
     def _level_bounds(self) -> Tuple[int, int]:
@@ -64,7 +89,7 @@ class LearnedRangeQuantizer(Quantizer):
                 levels_for_bits(cfg.bits_max, self.signed))
 
     def effective_step(self) -> torch.Tensor:
-        return self.step.abs().clamp_min(TINY_SCALE)
+        return self.step.clamp_min(TINY_SCALE)
 
     def effective_range(self) -> torch.Tensor:
         """q+ actually used: clamped so bits stay in bounds, or tied to d when not learning bits."""
@@ -105,29 +130,24 @@ class LearnedRangeQuantizer(Quantizer):
         """Set every slice to ``bits`` (q+ = d * n_max(bits))."""
         self._bits = check_bits(bits)
         if bool(self.initialized) and self._signed is not None:
-            with torch.no_grad():
-                self.qplus.copy_(self.effective_step() * levels_for_bits(self._bits, self.signed))
+            self.set_step_and_range(qplus=self.effective_step() * levels_for_bits(self._bits, self.signed))
 
     def set_learn_bits(self, flag: bool) -> None:
         """Switch between tied (fixed bits) and learned range; keeps the current grid."""
         if flag and not self.learn_bits and bool(self.initialized):
-            with torch.no_grad():
-                self.qplus.copy_(self.effective_range())
+            self.set_step_and_range(qplus=self.effective_range())
         self.learn_bits = bool(flag)
 
     # ----- calibration and state ----------------------------------------------------------
     def init_from_range(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
         absmax = torch.maximum(lo.abs(), hi.abs()) if self.signed else hi
-        absmax = absmax.clamp_min(TINY_SCALE).reshape(self.step.shape)
+        absmax = absmax.clamp_min(TINY_SCALE).reshape(self.log2_step.shape)
         n = levels_for_bits(self._bits, self.signed)
-        self.step.data.copy_(absmax / n)
-        self.qplus.data.copy_(absmax)
+        self.set_step_and_range(step=absmax / n, qplus=absmax)
 
     def project_(self) -> None:
-        with torch.no_grad():
-            self.step.abs_().clamp_(min=TINY_SCALE)
-            if bool(self.initialized) and self._signed is not None:
-                self.qplus.copy_(self.effective_range())
+        if bool(self.initialized) and self._signed is not None and self.learn_bits:
+            self.set_step_and_range(qplus=self.effective_range())
 
     def get_extra_state(self):
         return {**super().get_extra_state(), "learn_bits": self.learn_bits}
@@ -137,17 +157,30 @@ class LearnedRangeQuantizer(Quantizer):
         self.learn_bits = state.get("learn_bits", self.config.learn_bits)
 
     # ----- forward and integer views -------------------------------------------------------
-    def _bounds(self, xv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _bounds(self, xv: torch.Tensor, grad_factor: float = 1.0
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(lower, upper, step) broadcast against ``xv``: [-q+, q+] (or [0, q+]) and d."""
         g = self.granularity
-        q = g.expand(self.effective_range(), xv)
+        d, q = self.effective_step(), self.effective_range()
+        if grad_factor != 1.0 and d.requires_grad:
+            d, q = grad_scale(d, grad_factor), grad_scale(q, grad_factor)
+        q = g.expand(q, xv)
         lower = -q if self.signed else torch.zeros_like(q)
-        return lower, q, g.expand(self.effective_step(), xv)
+        return lower, q, g.expand(d, xv)
+
+    def _grad_factor(self, xv: torch.Tensor) -> float:
+        """LSQ's 1 / sqrt(N * n): the step and range gradients sum over the N elements of their
+        slice, so without it SGD moves them N times faster than the weights (the budget
+        penalty, which reads :meth:`bit_tensor`, is not scaled)."""
+        if not self.config.lsq_grad_scale:
+            return 1.0
+        n_elems = max(xv.numel() // max(self.log2_step.numel(), 1), 1)
+        return 1.0 / math.sqrt(n_elems * levels_for_bits(int(self._bits), self.signed))
 
     def _fake(self, xv: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        return fast_clip_round(xv, *self._bounds(xv), cfg.estimator, cfg.grad_delta,
-                               cfg.grad_alpha)
+        return fast_clip_round(xv, *self._bounds(xv, self._grad_factor(xv)), cfg.estimator,
+                               cfg.grad_delta, cfg.grad_alpha)
 
     def _codes(self, xv: torch.Tensor) -> torch.Tensor:
         lower, upper, d = self._bounds(xv)

@@ -77,7 +77,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimizer; quantizer parameters may get their own learning rate and weight decay."""
+    """Optimizer; quantizer parameters may get their own learning rate, weight decay and
+    optimizer (``quant_optimizer: adam`` makes learned bit-widths move at a rate set by
+    ``quant_lr`` alone, whatever the size of the model)."""
 
     name: str = "sgd"
     lr: float = 0.1
@@ -86,12 +88,16 @@ class OptimConfig:
     weight_decay: float = 5e-4
     quant_lr: Optional[float] = None
     quant_weight_decay: float = 0.0
+    quant_optimizer: str = "same"
     label_smoothing: float = 0.0
     grad_clip: Optional[float] = None
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
             raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}")
+        if self.quant_optimizer not in OPTIMIZERS + ("same",):
+            raise ConfigError(f"optim.quant_optimizer must be 'same' or one of {', '.join(OPTIMIZERS)}, "
+                              f"got {self.quant_optimizer!r}")
         _positive("optim.lr", self.lr)
         _positive("optim.weight_decay", self.weight_decay, allow_zero=True)
         if not 0 <= self.label_smoothing < 1:
