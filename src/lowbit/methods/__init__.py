@@ -11,6 +11,8 @@ penalties  nested-quantizer loss terms (seed 003)
 
 from .base import METHODS, Method, TrainContext
 from .budget import Budget, BudgetConfig
+from .distill import Distill, DistillConfig
 from .qgt import QGT, QGTConfig
 
-__all__ = ["METHODS", "Method", "TrainContext", "QGT", "QGTConfig", "Budget", "BudgetConfig"]
+__all__ = ["METHODS", "Method", "TrainContext", "QGT", "QGTConfig", "Budget", "BudgetConfig", "Distill",
+           "DistillConfig"]

@@ -47,6 +47,7 @@ class Method:
 
     name = "method"
     Config: type = object
+    task_weight = 1.0  # multiplies the task (cross-entropy) loss while the method is active
 
     def __init__(self, config: Any):
         self.config = config

@@ -88,7 +88,8 @@ class Trainer:
         self.methods = build_methods(r)
         self.ctx = TrainContext(model=self.model, device=self.device, example_input=self.example,
                                 train_loader=self.data.train_loader, test_loader=self.data.test_loader,
-                                float_model=self.float_model, out_dir=self.out,
+                                float_model=self.float_model if r.model.init else None,
+                                out_dir=self.out,
                                 steps_per_epoch=len(self.data.train_loader))
         for m in self.methods:
             m.setup(self.ctx)
@@ -212,7 +213,10 @@ class Trainer:
         set_lr(self.optimizer, lr)
         logits = model(x)
         task = F.cross_entropy(logits, y, label_smoothing=self.recipe.optim.label_smoothing)
-        loss = task
+        weight = 1.0
+        for m in self.methods:
+            weight *= m.task_weight if m.active else 1.0
+        loss = task * weight
         for m in self.methods:
             if m.active:
                 term = m.loss(self.ctx, x, y, logits)
