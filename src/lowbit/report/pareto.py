@@ -1,0 +1,40 @@
+"""Accuracy vs total size plots (seed 001, Figure 1): one series per method, fronts joined."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .plots import _pyplot
+
+KB = 1024
+
+
+def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
+                     title: str = "accuracy vs total memory (weights + activations)") -> Optional[Path]:
+    """Scatter ``top1`` against ``size`` (bytes) for each named series, Pareto fronts as lines."""
+    from ..sweep import pareto_front
+
+    plt = _pyplot()
+    if plt is None or not any(series.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (name, pts), marker in zip(series.items(), "osD^v<>"):
+        if not pts:
+            continue
+        ax.scatter([p["size"] / KB for p in pts], [p["top1"] for p in pts], marker=marker, label=name)
+        front = pareto_front(pts)
+        ax.plot([p["size"] / KB for p in front], [p["top1"] for p in front], alpha=0.6)
+        for p in pts:
+            if p.get("label"):
+                ax.annotate(p["label"], (p["size"] / KB, p["top1"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("total memory: packed weights + activation feature maps (KB)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,208 @@
+"""Hyperparameter and Pareto sweeps on Optuna: every trial is a ``lowbit train`` run.
+
+Parameters are recipe fields (the ``--set`` paths) with a grid of values or a range::
+
+    methods.0.args.weight_avg_bits=2,3,4        grid
+    optim.lr=log:1e-3:1e-1                       log-uniform float
+    optim.weight_decay=float:0:1e-3              uniform float
+    quant.weight.bits=int:2:8                    integer
+
+Objectives: ``top1`` (maximise), ``size`` (minimise the total memory: packed weights plus the
+activation feature maps, seed 001's cost), or ``NAME:max`` / ``NAME:min`` for any metrics.json
+number. With a grid and no ``--trials`` every combination runs once; otherwise Optuna's TPE
+(one objective) or NSGA-II (several) proposes ``--trials`` points. The study lives in
+``OUT/study.db``: rerunning the same command continues an interrupted sweep, and a trial whose
+run was cut off resumes from its checkpoint.
+
+>>> parse_param("optim.lr=log:1e-3:1e-1").log, parse_param("seed=1,2,3").values
+(True, [1, 2, 3])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from .errors import ConfigError
+
+RANGE_KINDS = ("log", "float", "int")
+
+
+@dataclass(frozen=True)
+class SweepParam:
+    key: str
+    values: Optional[List[Any]] = None
+    kind: Optional[str] = None
+    low: float = 0.0
+    high: float = 0.0
+
+    @property
+    def log(self) -> bool:
+        return self.kind == "log"
+
+
+def parse_param(text: str) -> SweepParam:
+    """``key=v1,v2`` (grid) or ``key=log|float|int:low:high`` (range)."""
+    key, sep, spec = text.partition("=")
+    if not sep or not key or not spec:
+        raise ConfigError(f"--param expects KEY=VALUES or KEY=log:LOW:HIGH, got {text!r}")
+    head = spec.split(":")[0]
+    if head in RANGE_KINDS:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"--param {key}: a range is {head}:LOW:HIGH, got {spec!r}")
+        try:
+            low, high = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ConfigError(f"--param {key}: range bounds must be numbers, got {spec!r}") from None
+        if not low < high or (head == "log" and low <= 0):
+            raise ConfigError(f"--param {key}: need 0 < low < high for log, low < high otherwise")
+        return SweepParam(key, kind=head, low=low, high=high)
+    values = [yaml.safe_load(v) for v in spec.split(",") if v.strip()]
+    if not values:
+        raise ConfigError(f"--param {key}: no values")
+    return SweepParam(key, values=values)
+
+
+def parse_objective(text: str) -> Tuple[str, str]:
+    """``top1`` -> (top1, maximize); ``size`` -> (size, minimize); ``NAME:min|max``."""
+    if text == "top1":
+        return "top1", "maximize"
+    if text == "size":
+        return "size", "minimize"
+    name, sep, direction = text.partition(":")
+    if not sep or direction not in ("min", "max"):
+        raise ConfigError(f"objective must be top1, size or NAME:min / NAME:max, got {text!r}")
+    return name, "minimize" if direction == "min" else "maximize"
+
+
+def total_size_bytes(metrics: Dict[str, Any]) -> float:
+    """Weights (as packed) plus the summed activation feature maps (seed 001's memory cost)."""
+    return metrics["size_bytes_packed"] + metrics["act_bits_total"] / 8
+
+
+def objective_value(metrics: Dict[str, Any], name: str) -> float:
+    if name == "size":
+        return total_size_bytes(metrics)
+    if name not in metrics:
+        raise ConfigError(f"objective {name!r} is not in metrics.json; available: {', '.join(metrics)}")
+    return float(metrics[name])
+
+
+def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "top1") -> List[Dict[str, Any]]:
+    """Points not dominated in (smaller ``x``, larger ``y``), sorted by ``x``.
+
+    >>> pts = [{"size": 1, "top1": 80}, {"size": 2, "top1": 79}, {"size": 3, "top1": 90}]
+    >>> [p["size"] for p in pareto_front(pts)]
+    [1, 3]
+    """
+    front, best = [], -math.inf
+    for p in sorted(points, key=lambda p: (p[x], -p[y])):
+        if p[y] > best:
+            front.append(p)
+            best = p[y]
+    return front
+
+
+@dataclass
+class Sweep:
+    """A sweep over a recipe; :meth:`run` trains the trials and writes sweep.json."""
+
+    recipe: str
+    params: List[SweepParam]
+    out: Path
+    overrides: List[str] = field(default_factory=list)
+    objectives: List[str] = field(default_factory=lambda: ["top1", "size"])
+    trials: Optional[int] = None
+    data_dir: Optional[str] = None
+    verbose: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        from .train.recipe import load_recipe
+
+        self.out = Path(self.out)
+        if not self.params:
+            raise ConfigError("a sweep needs at least one --param")
+        self._objs = [parse_objective(o) for o in self.objectives]
+        load_recipe(self.recipe, self.overrides + [self._example_override(p) for p in self.params])
+
+    @staticmethod
+    def _example_override(p: SweepParam) -> str:
+        value = p.values[0] if p.values is not None else (int(p.low) if p.kind == "int" else p.low)
+        return f"{p.key}={json.dumps(value)}"
+
+    def _sampler(self):
+        import optuna
+
+        if self.trials is None and all(p.values is not None for p in self.params):
+            return optuna.samplers.GridSampler({p.key: p.values for p in self.params}, seed=self.seed)
+        if len(self._objs) > 1:
+            return optuna.samplers.NSGAIISampler(seed=self.seed)
+        return optuna.samplers.TPESampler(seed=self.seed)
+
+    def _suggest(self, trial) -> Dict[str, Any]:
+        out = {}
+        for p in self.params:
+            if p.values is not None:
+                out[p.key] = trial.suggest_categorical(p.key, p.values)
+            elif p.kind == "int":
+                out[p.key] = trial.suggest_int(p.key, int(p.low), int(p.high))
+            else:
+                out[p.key] = trial.suggest_float(p.key, p.low, p.high, log=p.log)
+        return out
+
+    def _run_trial(self, trial) -> Any:
+        from .train import Trainer, load_recipe
+
+        values = self._suggest(trial)
+        run_dir = self.out / f"trial-{trial.number:03d}"
+        sets = self.overrides + [f"{k}={json.dumps(v)}" for k, v in values.items()]
+        recipe = load_recipe(self.recipe, sets)
+        done = (run_dir / "metrics.json").is_file()
+        if not done:
+            resume = (run_dir / "checkpoint.pt").is_file()
+            Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose).run()
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        trial.set_user_attr("run", str(run_dir))
+        trial.set_user_attr("metrics", metrics)
+        result = [objective_value(metrics, name) for name, _ in self._objs]
+        return result[0] if len(result) == 1 else result
+
+    def run(self) -> Dict[str, Any]:
+        import optuna
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name="lowbit", storage=f"sqlite:///{self.out / 'study.db'}",
+                                    sampler=self._sampler(), load_if_exists=True,
+                                    directions=[d for _, d in self._objs])
+        done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
+        total = self.trials if self.trials is not None else math.prod(len(p.values) for p in self.params)
+        if total - done > 0:
+            study.optimize(self._run_trial, n_trials=total - done)
+        return self.summarize(study)
+
+    def summarize(self, study) -> Dict[str, Any]:
+        import optuna
+
+        rows = []
+        for t in study.trials:
+            if t.state == optuna.trial.TrialState.COMPLETE:
+                m = t.user_attrs["metrics"]
+                rows.append({"trial": t.number, "run": t.user_attrs["run"], "params": t.params,
+                             "top1": m["top1"], "size": total_size_bytes(m),
+                             "size_bytes_packed": m["size_bytes_packed"],
+                             "act_bits_total": m["act_bits_total"], "seconds": m["seconds"]})
+        summary = {"recipe": self.recipe, "objectives": self.objectives, "overrides": self.overrides,
+                   "trials": rows, "pareto": pareto_front(rows)}
+        (self.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+        from .report.pareto import save_pareto_plot
+
+        save_pareto_plot({"sweep": rows}, self.out / "pareto.png")
+        return summary

@@ -1,0 +1,66 @@
+"""Sweeps: parameter parsing, the Pareto front, and a real resumable grid sweep on MNIST."""
+
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from lowbit.errors import ConfigError
+from lowbit.sweep import Sweep, parse_objective, parse_param, pareto_front
+
+
+def test_parse_params():
+    assert parse_param("quant.weight.bits=2,4,8").values == [2, 4, 8]
+    p = parse_param("optim.lr=log:1e-3:1e-1")
+    assert p.log and p.low == 1e-3 and p.high == 0.1
+    assert parse_param("quant.weight.bits=int:2:8").kind == "int"
+    for bad in ["optim.lr", "optim.lr=log:0:1", "optim.lr=float:2:1", "x=log:a:b", "x=log:1"]:
+        with pytest.raises(ConfigError):
+            parse_param(bad)
+    assert parse_objective("size") == ("size", "minimize")
+    with pytest.raises(ConfigError, match="objective must be"):
+        parse_objective("top5:up")
+
+
+points = st.lists(st.fixed_dictionaries({"size": st.integers(1, 50), "top1": st.integers(0, 100)}),
+                  min_size=1, max_size=30)
+
+
+@given(points)
+def test_pareto_front_is_exactly_the_non_dominated_points(pts):
+    front = pareto_front(pts)
+    dominated = lambda p: any((q["size"] <= p["size"] and q["top1"] > p["top1"]) or  # noqa: E731
+                              (q["size"] < p["size"] and q["top1"] >= p["top1"]) for q in pts)
+    assert all(not dominated(p) for p in front)
+    assert {(p["size"], p["top1"]) for p in pts if not dominated(p)} == {(p["size"], p["top1"]) for p in front}
+
+
+def _recipe(tmp_path):
+    recipe = {"name": "sw", "model": {"name": "mlp", "kwargs": {"hidden": 32}},
+              "data": {"dataset": "mnist", "batch_size": 100, "train_limit": 1000, "test_limit": 500,
+                       "calib_batches": 1},
+              "quant": {"weight": {"kind": "lsq", "bits": 4, "granularity": "channel"},
+                        "act": {"kind": "lsq", "bits": 8}},
+              "phases": [{"epochs": 1}], "log_every": 1000}
+    import yaml
+
+    path = tmp_path / "sw.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_grid_sweep_runs_every_point_once_and_resumes(tmp_path):
+    path = _recipe(tmp_path)
+    sweep = Sweep(str(path), [parse_param("quant.weight.bits=2,8")], tmp_path / "out", verbose=False)
+    summary = sweep.run()
+    assert sorted(t["params"]["quant.weight.bits"] for t in summary["trials"]) == [2, 8]
+    sizes = {t["params"]["quant.weight.bits"]: t["size"] for t in summary["trials"]}
+    assert sizes[2] < sizes[8]
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["pareto"]
+    again = Sweep(str(path), [parse_param("quant.weight.bits=2,8")], tmp_path / "out", verbose=False).run()
+    assert len(again["trials"]) == 2, "a finished sweep runs nothing more"
+
+
+def test_bad_sweep_field_is_reported_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="quant.weight.bitz"):
+        Sweep(str(_recipe(tmp_path)), [parse_param("quant.weight.bitz=2,4")], tmp_path / "o")
