@@ -22,7 +22,18 @@ EPILOGS = {
   torchrun --nproc_per_node=2 -m lowbit train mlp-mnist --out runs/ddp     # multi-process""",
     "eval": """examples:
   lowbit eval runs/w4a4                  # the trained model of a run folder
-  lowbit eval runs/w4a4 --data-dir ~/data""",
+  lowbit eval runs/w4a4 --data-dir ~/data
+  lowbit eval w4a4.lowbit --executor both  # a packed file: integer executor + fake-quant
+  lowbit eval w4a4.onnx --limit 1000       # an ONNX file in onnxruntime""",
+    "export": """examples:
+  lowbit export runs/w4a4 --format packed --out w4a4.lowbit   # bit-packed safetensors
+  lowbit export runs/w4a4 --format onnx --out w4a4.onnx       # QDQ, runs in onnxruntime
+  lowbit export runs/w4a4 --format qonnx --out w4a4.qonnx     # Quant nodes for FINN/hls4ml
+  lowbit export w4a4.lowbit --format onnx --out w4a4.onnx     # from a packed file""",
+    "sweep": """examples:
+  lowbit sweep resnet20-cifar10-mp --param methods.0.args.weight_avg_bits=2,3,4 --out runs/pareto
+  lowbit sweep mlp-mnist --param optim.lr=log:1e-3:1e-1 --trials 8 --objective top1 --out runs/lr
+  (rerun the same command to continue an interrupted sweep; results: OUT/sweep.json, OUT/pareto.png)""",
     "models": "example:\n  lowbit models",
     "recipes": "example:\n  lowbit recipes",
     "report": "example:\n  lowbit report runs/w4a4      # re-render report.md (and plots) from report.json",
@@ -54,8 +65,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_data_dir(p)
 
-    p = mk("eval", "evaluate a trained run on its test set")
-    p.add_argument("target", help="a run folder written by `lowbit train`")
+    p = mk("eval", "evaluate a trained run or an exported file on its test set")
+    p.add_argument("target", help="a run folder written by `lowbit train`, or a .lowbit/.onnx file")
+    p.add_argument("--dataset", help="dataset of an exported file (default: the one it records)")
+    p.add_argument("--limit", type=int, help="evaluate the first N test images only")
+    p.add_argument("--executor", default="integer", choices=["integer", "fake_quant", "both"],
+                   help="how to run a packed file (default: integer)")
+    p.add_argument("--allow-import", action="store_true",
+                   help="let a packed file of your own model class import that class")
+    _add_data_dir(p)
+
+    p = mk("export", "export a trained run (or a packed file) as packed, ONNX or QONNX")
+    p.add_argument("target", help="a run folder written by `lowbit train`, or a packed file")
+    p.add_argument("--format", default="packed", choices=["packed", "onnx", "qonnx"])
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
+                   help="keep batch norms (default: fold them into the preceding layers)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 21 for onnx, 13 for qonnx)")
+    p.add_argument("--no-int4", dest="int4", action="store_false",
+                   help="int8 containers only (for runtimes without int4)")
+    p.add_argument("--int32-bias", action="store_true",
+                   help="int32 biases (integer-runtime form; rounds biases, see docs/export.md)")
+    _add_data_dir(p)
+
+    p = mk("sweep", "train a recipe over a grid or a search space (Optuna); Pareto front of accuracy vs size")
+    p.add_argument("recipe", help="a recipe YAML file or the name of a bundled recipe")
+    p.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=SPEC",
+                   help="a recipe field to sweep: KEY=v1,v2,... or KEY=log|float|int:LOW:HIGH")
+    p.add_argument("--out", required=True, help="folder for the trials, study.db and sweep.json")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fixed override applied to every trial")
+    p.add_argument("--trials", type=int, help="number of trials (default: the whole grid)")
+    p.add_argument("--objective", dest="objectives", action="append", metavar="NAME",
+                   help="top1, size, or NAME:min/NAME:max from metrics.json (default: top1 and size)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_data_dir(p)
 
     mk("models", "list the registered models with their parameter counts")
@@ -87,10 +130,28 @@ def cmd_eval(args) -> int:
     from .train.evaluate import evaluate
     from .train.restore import load_run
 
+    if Path(args.target).is_file():
+        from .export.commands import format_eval
+        from .export.evaluate import evaluate_file
+
+        print(format_eval(evaluate_file(args.target, dataset=args.dataset, data_dir=args.data_dir,
+                                        limit=args.limit, executor=args.executor,
+                                        allow_import=args.allow_import)))
+        return 0
     run = load_run(args.target, args.data_dir, require_done=False)
     res = evaluate(run.model, run.data.test_loader)
     print(f"{run.path}: top-1 {res['top1']:.2f}% on {res['n']} {run.recipe.data.dataset} test "
           f"images (loss {res['loss']:.4f})")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export.commands import export_target
+
+    s = export_target(args.target, args.format, args.out, fold_bn=args.fold_bn, opset=args.opset,
+                      int4=args.int4, int32_bias=args.int32_bias, data_dir=args.data_dir)
+    print(f"wrote {s['path']} ({args.format}, {s['file_bytes']:,} bytes; float32 weights "
+          f"{s['float32_bytes']:,} bytes)")
     return 0
 
 
@@ -139,8 +200,22 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS: Dict[str, Callable] = {"train": cmd_train, "eval": cmd_eval, "models": cmd_models,
-                                 "recipes": cmd_recipes, "report": cmd_report}
+def cmd_sweep(args) -> int:
+    from .sweep import Sweep, parse_param
+
+    sweep = Sweep(args.recipe, [parse_param(p) for p in args.params], Path(args.out),
+                  overrides=args.overrides, objectives=args.objectives or ["top1", "size"],
+                  trials=args.trials, data_dir=args.data_dir, verbose=not args.quiet)
+    summary = sweep.run()
+    print(f"{len(summary['trials'])} trials; Pareto front (size KB, top-1 %):")
+    for p in summary["pareto"]:
+        print(f"  {p['size'] / 1024:9.1f} KB  {p['top1']:6.2f}%  {p['params']}  ({p['run']})")
+    print(f"results: {Path(args.out) / 'sweep.json'}")
+    return 0
+
+
+COMMANDS: Dict[str, Callable] = {"sweep": cmd_sweep, "train": cmd_train, "eval": cmd_eval, "export": cmd_export,
+                                 "models": cmd_models, "recipes": cmd_recipes, "report": cmd_report}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,150 @@
+"""Evaluate an exported file on a dataset: packed (integer executor and/or fake-quant
+reconstruction), ONNX (onnxruntime) or QONNX (the qonnx executor). Used by ``lowbit eval FILE``.
+
+>>> res = evaluate_file("resnet20.lowbit", limit=1000)  # doctest: +SKIP
+>>> res["results"]["integer"]["top1"]  # doctest: +SKIP
+91.3
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, FormatError
+from .safetensors_io import parse_json
+
+Predict = Callable[[torch.Tensor], torch.Tensor]  # (B, C, H, W) -> (B, classes) logits
+
+
+def file_kind(path) -> str:
+    """``packed`` or ``onnx`` (by content: safetensors files start with a small JSON header)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(f"no file at {p}")
+    with p.open("rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and int.from_bytes(head[:8], "little") < (64 << 20) and head[8:9] == b"{":
+        return "packed"
+    return "onnx"
+
+
+def onnx_metadata(path) -> Dict[str, Any]:
+    """The lowbit summary stored in an exported ONNX file (empty if absent)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise FormatError(f"{path} is neither a lowbit packed file nor ONNX: {exc}") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    text = props.get("lowbit.manifest")
+    meta = parse_json(text, f"{path} lowbit.manifest") if text else {}
+    if not isinstance(meta, dict):
+        raise FormatError(f"{path}: lowbit.manifest must be a JSON object")
+    meta["_qonnx"] = any(n.domain == "qonnx.custom_op.general" for n in proto.graph.node)
+    return meta
+
+
+def ort_predictor(path, threads: int = 0) -> Predict:
+    """onnxruntime session as a predict function (static batch dims are fed one chunk at a time)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        step = fixed or x.shape[0]
+        outs = [sess.run(None, {inp.name: x[i:i + step].numpy()})[0] for i in range(0, x.shape[0], step)]
+        return torch.from_numpy(np.concatenate(outs))
+
+    return predict
+
+
+def qonnx_predictor(path) -> Predict:
+    """QONNX model run by the qonnx reference executor (slow; for checking only)."""
+    try:
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.core.onnx_exec import execute_onnx
+        from qonnx.util.cleanup import cleanup_model
+    except ImportError:
+        raise ConfigError("evaluating QONNX needs the qonnx package (pip install qonnx)") from None
+    mw = cleanup_model(ModelWrapper(str(path)))  # shape inference, which execution needs
+    name, out = mw.graph.input[0].name, mw.graph.output[0].name
+    batch = mw.get_tensor_shape(name)[0]
+    batch = batch if isinstance(batch, int) and batch > 0 else None
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        step = batch or x.shape[0]
+        outs = [execute_onnx(mw, {name: x[i:i + step].numpy()})[out] for i in range(0, x.shape[0], step)]
+        return torch.from_numpy(np.concatenate(outs))
+
+    return predict
+
+
+def eval_loader(dataset: str, data_dir=None, image_size: Optional[int] = None,
+                limit: Optional[int] = None, batch_size: int = 256):
+    """The standard evaluation loader of ``dataset``'s test split."""
+    from ..data import BatchLoader, eval_augment, load_split
+    from ..data.presets import stored_size
+
+    test = load_split(dataset, "test", data_dir, image_size=stored_size(dataset, image_size), limit=limit)
+    return BatchLoader(test, batch_size, augment=eval_augment(dataset, image_size), prefetch=False)
+
+
+@torch.no_grad()
+def run_all(predictors: Dict[str, Predict], loader: Iterable) -> Dict[str, Any]:
+    """Top-1 of every predictor and their pairwise top-1 agreement with the first one."""
+    preds: Dict[str, list] = {k: [] for k in predictors}
+    labels = []
+    for x, y in loader:
+        labels.append(y)
+        for k, f in predictors.items():
+            preds[k].append(f(x).argmax(dim=1))
+    y = torch.cat(labels)
+    out = {k: {"top1": 100.0 * float((torch.cat(v) == y).float().mean())} for k, v in preds.items()}
+    first = next(iter(preds))
+    for k in list(preds)[1:]:
+        out[k][f"agreement_with_{first}"] = 100.0 * float(
+            (torch.cat(preds[k]) == torch.cat(preds[first])).float().mean())
+    return {"n": int(y.numel()), "results": out}
+
+
+def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[str, Predict], Dict]:
+    from .executor import FakeQuantExecutor, IntegerExecutor
+    from .packed import load_packed
+
+    ex = load_packed(path)
+    kinds = ["integer", "fake_quant"] if executor == "both" else [executor]
+    classes = {"integer": IntegerExecutor, "fake_quant": FakeQuantExecutor}
+    if any(k not in classes for k in kinds):
+        raise ConfigError(f"executor must be integer, fake_quant or both, got {executor!r}")
+    return {k: classes[k](ex, allow_import=allow_import) for k in kinds}, ex.data or {}
+
+
+def evaluate_file(path, *, dataset: Optional[str] = None, data_dir=None, limit: Optional[int] = None,
+                  executor: str = "integer", batch_size: int = 256,
+                  allow_import: bool = False) -> Dict[str, Any]:
+    """Top-1 of an exported file on the test split of ``dataset`` (default: the file's own)."""
+    kind = file_kind(path)
+    if kind == "packed":
+        predictors, data = _packed_predictors(path, executor, allow_import)
+    else:
+        meta = onnx_metadata(path)
+        data = meta.get("data") or {}
+        predictors = {"qonnx" if meta["_qonnx"] else "onnxruntime":
+                      qonnx_predictor(path) if meta["_qonnx"] else ort_predictor(path)}
+    dataset = dataset or data.get("dataset")
+    if not dataset:
+        raise ConfigError(f"{path} does not record its dataset; pass --dataset (e.g. cifar10)")
+    image_size = data.get("image_size") if isinstance(data.get("image_size"), int) else None
+    res = run_all(predictors, eval_loader(dataset, data_dir, image_size, limit, batch_size))
+    res.update({"file": str(path), "kind": kind, "dataset": dataset})
+    return res

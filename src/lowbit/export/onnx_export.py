@@ -1,0 +1,156 @@
+"""ONNX (QDQ) and QONNX writers: trace the model's own forward with export-friendly layers.
+
+The model is rebuilt (:mod:`lowbit.export.rebuild`, BNs folded by default), each quantized layer
+is swapped for an :class:`~lowbit.export.onnx_layers.OnnxLayer`, and the result is traced with
+the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``), which lowers our autograd
+functions to QuantizeLinear/DequantizeLinear or QONNX ``Quant`` nodes. Afterwards int4/uint4
+initializers are retyped, the opset is raised to 21 when asked (the tracer stops at 20; 21 only
+adds types), the lowbit summary is stored in ``metadata_props["lowbit.manifest"]``, and the model
+passes ``onnx.checker`` (full check for QDQ).
+
+>>> import torch, tempfile, os
+>>> from lowbit import calibrate, prepare
+>>> from lowbit.models import create_model
+>>> model = prepare(create_model("mlp", hidden=16))
+>>> calibrate(model, [torch.randn(8, 1, 28, 28)])
+>>> path = os.path.join(tempfile.mkdtemp(), "mlp.onnx")
+>>> proto = export_onnx(model, path)
+>>> sorted({n.op_type for n in proto.graph.node})
+['DequantizeLinear', 'Flatten', 'Gemm', 'QuantizeLinear', 'Relu']
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import ConfigError
+from .onnx_layers import OnnxOptions, make_onnx
+from .onnx_ops import QONNX_DOMAIN
+from .rebuild import build_runtime
+from .source import Exportable, exportable
+
+MANIFEST_KEY = "lowbit.manifest"
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'lowbit[onnx]'") from None
+    return onnx
+
+
+def _trace(module: nn.Module, x: torch.Tensor, opset: int, qonnx: bool, dynamic_batch: bool):
+    onnx, buf = _onnx(), io.BytesIO()
+    axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=min(opset, 20),
+                          input_names=["input"], output_names=["logits"], dynamic_axes=axes,
+                          keep_initializers_as_inputs=True,  # no deduplication: names survive
+                          custom_opsets={QONNX_DOMAIN: 1} if qonnx else None)
+    proto = onnx.load_from_string(buf.getvalue())
+    inits = {i.name for i in proto.graph.initializer}
+    keep = [i for i in proto.graph.input if i.name not in inits]
+    del proto.graph.input[:]
+    proto.graph.input.extend(keep)
+    return proto
+
+
+def _retype(proto, conversions: Dict[str, str]) -> None:
+    """Give the listed initializers their real integer type (int4/uint4/uint16)."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+
+    found = set()
+    for i, init in enumerate(proto.graph.initializer):
+        target = conversions.get(init.name)
+        if target is None:
+            continue
+        values = numpy_helper.to_array(init).astype(np.int64)
+        new = onnx.helper.make_tensor(init.name, getattr(onnx.TensorProto, target), list(values.shape),
+                                      values.reshape(-1).tolist())
+        proto.graph.initializer[i].CopyFrom(new)
+        found.add(init.name)
+    missing = sorted(set(conversions) - found)
+    if missing:
+        raise RuntimeError(f"ONNX export lost initializers {missing[:3]} (exporter changed?)")
+
+
+def summary(ex: Exportable, fmt: str) -> Dict[str, Any]:
+    """The JSON stored in ``metadata_props['lowbit.manifest']`` of exported ONNX files."""
+    layers = []
+    for layer in ex.quantized.layers.values():
+        qp = layer.weight_qparams
+        layers.append({"name": layer.name, "op": layer.op,
+                       "weight_bits": None if qp is None else sorted(set(qp.bits.reshape(-1).tolist())),
+                       "input_bits": [None if q is None else q.max_bits for q in layer.input_qparams],
+                       "folded_bn": layer.folded_bn})
+    return {"format": f"lowbit.{fmt}", "lowbit_version": __version__, "model": ex.model_ref,
+            "data": ex.data, "input_shape": ex.input_shape, "fold_bn": ex.fold_bn,
+            "folded_bn": ex.quantized.folded_bn, "layers": layers}
+
+
+def _export(source, path, fmt: str, opts: OnnxOptions, *, fold_bn: bool, example_input,
+            model: Optional[nn.Module], allow_import: bool, data, dynamic_batch: bool):
+    onnx = _onnx()
+    if not 13 <= opts.opset <= 21:
+        raise ConfigError(f"opset must be in 13..21, got {opts.opset}")
+    ex = exportable(source, fold_bn=fold_bn, example_input=example_input, data=data)
+    if data is not None:
+        ex.data = dict(data)
+    if example_input is None and not ex.input_shape:
+        raise ConfigError("the input shape is unknown; pass example_input=torch.zeros(1, C, H, W)")
+    runner = build_runtime(ex, make_onnx(opts), model, allow_import)
+    x = example_input.cpu() if example_input is not None else ex.example_input()
+    proto = _trace(runner, x, opts.opset, fmt == "qonnx", dynamic_batch)
+    _retype(proto, opts.conversions)
+    if opts.opset > 20:
+        for op in proto.opset_import:
+            if op.domain in ("", "ai.onnx"):
+                op.version = opts.opset
+    proto.producer_name, proto.producer_version = "lowbit", __version__
+    onnx.helper.set_model_props(proto, {MANIFEST_KEY: json.dumps(summary(ex, fmt))})
+    onnx.checker.check_model(proto, full_check=fmt == "qdq")
+    if path is not None:
+        onnx.save(proto, str(path))
+    return proto
+
+
+def export_onnx(source, path=None, *, opset: int = 21, int4: bool = True, int32_bias: bool = False,
+                fold_bn: bool = True, example_input: Optional[torch.Tensor] = None,
+                model: Optional[nn.Module] = None, allow_import: bool = False,
+                data: Optional[Dict[str, Any]] = None, dynamic_batch: bool = True):
+    """Write a QDQ ONNX model (runs in onnxruntime); returns the ``onnx.ModelProto``.
+
+    ``source``: prepared+calibrated model, QuantizedModel, Exportable or a loaded packed file.
+    ``int4``: 4-bit (and smaller) weights as int4/uint4 initializers and exactly-4-bit
+    activations as int4/uint4 (opset 21); otherwise int8 containers. ``int32_bias``: biases as
+    int32 with scale ``s_x * s_w`` (the form integer runtimes fuse into integer kernels; it
+    rounds biases to the accumulator grid, which moves low-bit results off the fake-quant
+    model; the default keeps float biases, exact to it). Raises ConfigError for
+    quantizers without a Q/DQ form (log2 or floor-rounded activations).
+    """
+    opts = OnnxOptions("qdq", opset, int4, int32_bias)
+    return _export(source, path, "onnx", opts, fold_bn=fold_bn, example_input=example_input,
+                   model=model, allow_import=allow_import, data=data, dynamic_batch=dynamic_batch)
+
+
+def export_qonnx(source, path=None, *, opset: int = 13, fold_bn: bool = True,
+                 example_input: Optional[torch.Tensor] = None, model: Optional[nn.Module] = None,
+                 allow_import: bool = False, data: Optional[Dict[str, Any]] = None,
+                 dynamic_batch: bool = False):
+    """Write a QONNX model: ``Quant`` nodes (domain ``qonnx.custom_op.general``) with the real
+    bit-width on every quantized activation and weight, float initializers (FINN / hls4ml).
+    The batch size is fixed to the example input's (FINN wants static shapes)."""
+    opts = OnnxOptions("qonnx", opset, False, False)
+    return _export(source, path, "qonnx", opts, fold_bn=fold_bn, example_input=example_input,
+                   model=model, allow_import=allow_import, data=data, dynamic_batch=dynamic_batch)

@@ -1,0 +1,177 @@
+"""Exportable: a converted model plus everything needed to rebuild and run it.
+
+Every writer (packed, ONNX, QONNX) and both executors take an :class:`Exportable`; the packed
+loader returns one. :func:`exportable` makes one from a prepared and calibrated model:
+
+1. ``convert(model, fold_bn=...)`` gives the integer layers (BNs after quantized layers folded
+   into their scales and biases);
+2. each QParams is annotated with what the quantizer module knows and QParams does not: whether
+   its zero point is stored (``Quantizer.has_zero_point()``) and the rounding of activations;
+3. with ``fold_bn``, BNs after *unquantized* Conv/Linear layers are folded into their float
+   weights too (as :func:`lowbit.account` counts them);
+4. the architecture reference: the registry spec (``model.lowbit_spec``) or, for a user's own
+   module, ``"package.module:Class"`` with optional constructor kwargs.
+
+>>> import torch
+>>> from lowbit import calibrate, prepare
+>>> from lowbit.models import create_model
+>>> model = prepare(create_model("mlp", hidden=16))
+>>> calibrate(model, [torch.randn(8, 1, 28, 28)])
+>>> ex = exportable(model)
+>>> list(ex.quantized.layers), ex.model_ref["source"], ex.input_shape
+(['fc1', 'fc2'], 'registry', [1, 1, 28, 28])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..nn.convert import QuantizedModel, convert
+from ..nn.graph import bn_factors, example_input_for, find_bn_pairs
+from ..nn.modules import QuantAdd
+from ..nn.prepare import quant_layers
+from ..quantizers.base import QParams
+from ..quantizers.nested import NestedQuantizer
+
+
+@dataclass
+class Exportable:
+    """A QuantizedModel with its architecture reference, fold structure and input shape.
+
+    ``fold_structure``: (layer, bn) pairs whose BN is gone from the float state because it was
+    folded into the layer's float weight and bias (before training, or at export for unquantized
+    layers): rebuilding replaces the BN by Identity and gives the layer a bias.
+    ``int_state``: non-float buffers (e.g. ``num_batches_tracked``), kept in the manifest.
+    """
+
+    quantized: QuantizedModel
+    model_ref: Dict[str, Any]
+    fold_structure: List[List[str]] = field(default_factory=list)
+    input_shape: List[int] = field(default_factory=list)
+    int_state: Dict[str, torch.Tensor] = field(default_factory=dict)
+    data: Optional[Dict[str, Any]] = None
+    fold_bn: bool = False
+    model: Optional[nn.Module] = field(default=None, repr=False)  # live source, never saved
+
+    def example_input(self) -> torch.Tensor:
+        return torch.zeros(self.input_shape or [1])
+
+    def base_model(self, model: Optional[nn.Module] = None, allow_import: bool = False) -> nn.Module:
+        """The float architecture with BNs folded away (see :mod:`lowbit.export.rebuild`)."""
+        from .rebuild import build_base
+
+        return build_base(self, model, allow_import)
+
+
+def _annotate_act(qp, q) -> None:
+    if qp is None:
+        return
+    qp.extra["stored_zero_point"] = bool(q.has_zero_point())
+    floor = isinstance(q, NestedQuantizer) or getattr(q.config, "rounding", "round") == "floor"
+    qp.extra["rounding"] = "floor" if floor else "round"
+
+
+def annotate(qm: QuantizedModel, model: nn.Module) -> None:
+    """Record zero-point storage and activation rounding from the quantizer modules."""
+    for name, mod in quant_layers(model):
+        layer = qm.layers[name]
+        if isinstance(mod, QuantAdd):
+            for qp, q in zip(layer.input_qparams, mod.input_quantizers):
+                _annotate_act(qp, q)
+            continue
+        _annotate_act(layer.input_qparams[0], mod.input_quantizer)
+        if layer.weight_qparams is not None:
+            layer.weight_qparams.extra["stored_zero_point"] = bool(mod.weight_quantizer.has_zero_point())
+        if layer.bias_qparams is not None:
+            layer.bias_qparams.extra["stored_zero_point"] = bool(mod.bias_quantizer.has_zero_point())
+
+
+def _fold_float_layers(qm: QuantizedModel, model: nn.Module, x: torch.Tensor) -> List[List[str]]:
+    """Fold BNs that follow unquantized Conv/Linear layers into their float state."""
+    modules, done = dict(model.named_modules()), []
+    for layer, bn in find_bn_pairs(model, x):
+        if layer in qm.layers or bn in qm.folded_bn:
+            continue
+        mult, offset = (t.cpu() for t in bn_factors(modules[bn]))
+        w = qm.float_state[f"{layer}.weight"]
+        qm.float_state[f"{layer}.weight"] = w * mult.reshape((-1,) + (1,) * (w.dim() - 1))
+        bias = qm.float_state.get(f"{layer}.bias")
+        qm.float_state[f"{layer}.bias"] = (bias * mult if bias is not None else 0) + offset
+        for key in [k for k in qm.float_state if k.startswith(bn + ".")]:
+            del qm.float_state[key]
+        done.append([layer, bn])
+    return done
+
+
+def model_reference(model: nn.Module, module_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``{"source": "registry", "arch": spec}`` or ``{"source": "module", "class": ..., "kwargs": ...}``."""
+    spec = getattr(model, "lowbit_spec", None)
+    if isinstance(spec, dict) and module_kwargs is None:
+        return {"source": "registry", "arch": spec}
+    cls = type(model)
+    return {"source": "module", "class": f"{cls.__module__}:{cls.__qualname__}",
+            "kwargs": None if module_kwargs is None else dict(module_kwargs)}
+
+
+def _cpu(qp: Optional[QParams]) -> Optional[QParams]:
+    if qp is None:
+        return None
+    extra = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in qp.extra.items()}
+    return dataclasses.replace(qp, scale=qp.scale.detach().cpu(), zero_point=qp.zero_point.detach().cpu(),
+                               qmin=qp.qmin.cpu(), qmax=qp.qmax.cpu(), bits=qp.bits.cpu(), extra=extra)
+
+
+def to_cpu(qm: QuantizedModel) -> QuantizedModel:
+    """A copy of ``qm`` with every tensor on the CPU (exports work on CPU tensors)."""
+    t = lambda v: None if v is None else v.detach().cpu()  # noqa: E731
+    layers = {name: dataclasses.replace(
+        l, weight_codes=t(l.weight_codes), weight_qparams=_cpu(l.weight_qparams),
+        weight_float=t(l.weight_float), bias=t(l.bias), bias_codes=t(l.bias_codes),
+        bias_qparams=_cpu(l.bias_qparams), input_qparams=[_cpu(q) for q in l.input_qparams])
+        for name, l in qm.layers.items()}
+    return dataclasses.replace(qm, layers=layers, float_state={k: t(v) for k, v in qm.float_state.items()},
+                               folded_bn=list(qm.folded_bn))
+
+
+def _split_state(qm: QuantizedModel) -> Dict[str, torch.Tensor]:
+    ints = {k: v for k, v in qm.float_state.items() if not v.is_floating_point()}
+    qm.float_state = {k: v.float() for k, v in qm.float_state.items() if v.is_floating_point()}
+    return ints
+
+
+def exportable(source, *, fold_bn: bool = True, example_input: Optional[torch.Tensor] = None,
+               module_kwargs: Optional[Dict[str, Any]] = None,
+               data: Optional[Dict[str, Any]] = None) -> Exportable:
+    """An :class:`Exportable` from a prepared+calibrated model, a QuantizedModel or an Exportable.
+
+    Raises ConfigError for models that were never prepared or calibrated (from ``convert``).
+    A bare QuantizedModel has no quantizer modules: zero points are then stored wherever one
+    is non-zero, and only registry architectures (``qm.arch``) can be rebuilt.
+    """
+    if isinstance(source, Exportable):
+        return source
+    if isinstance(source, QuantizedModel):
+        source = to_cpu(source)
+        ref = {"source": "registry", "arch": source.arch} if source.arch else {"source": "unknown"}
+        shape = [1, source.arch["in_channels"], source.arch["input_size"], source.arch["input_size"]] \
+            if source.arch else []
+        return Exportable(source, ref, [], shape, _split_state(source), data, bool(source.folded_bn))
+    if not isinstance(source, nn.Module):
+        raise ConfigError(f"cannot export a {type(source).__name__}; pass a prepared nn.Module, "
+                          "a QuantizedModel or a lowbit.export.Exportable")
+    model = source
+    x = example_input_for(model, example_input)
+    qm = convert(model, fold_bn=fold_bn, example_input=x)
+    annotate(qm, model)
+    qm = to_cpu(qm)
+    structure = [list(p) for p in getattr(model, "lowbit_folded_pairs", [])]
+    if fold_bn:
+        structure += _fold_float_layers(qm, model, x)
+    return Exportable(qm, model_reference(model, module_kwargs), structure, list(x.shape),
+                      _split_state(qm), data, fold_bn, model)
