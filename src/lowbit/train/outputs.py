@@ -51,12 +51,15 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
 
 def collect_metrics(t, final: Dict[str, float], cost) -> Dict[str, Any]:
     s = t.state
+    weight_params = sum(layer.params for layer in cost.layers)
     metrics: Dict[str, Any] = {"recipe": t.recipe.name, "top1": final["top1"], "test_loss": final["loss"]}
     if s.top1_fp32 is not None:
         metrics["top1_fp32"] = s.top1_fp32
     metrics.update({
         "weight_bits_total": cost.weight_bits_total, "act_bits_total": cost.act_bits_total,
         "act_bits_max": cost.act_bits_max, "size_bytes_packed": cost.size_bytes_packed,
+        "weight_params": weight_params,
+        "weight_avg_bits": round(cost.weight_bits_total / max(weight_params, 1), 4),
         "float32_bytes": cost.float32_bytes, "compression": cost.compression,
         "epochs": t.recipe.total_epochs, "steps": s.step, "seconds": round(s.seconds, 1),
         "train_images_per_second": round(s.train_images / max(s.train_seconds, 1e-9), 1),
