@@ -1,0 +1,97 @@
+"""QGT reproduction (seed 000, Table 2 pattern): float, PTQ and QGT at 4 and 2 bits, lambda sweep.
+
+    python benchmarks/qgt_table.py                                  # resnet20-cifar10
+    python benchmarks/qgt_table.py --models resnet20-cifar10 mobilenet_v2-cifar10 mobilenet_v1-imagenette
+    python benchmarks/qgt_table.py --lams 0.1 1 10 --table-only     # rewrite the table from runs/
+
+For each model NAME the float baseline (``baselines/NAME.safetensors``, trained with
+``benchmarks/run_recipes.py --promote``) is quantized by ``NAME-ptq-w4``/``-w2`` (lambda 0, no
+training) and fine-tuned by ``NAME-qgt-w4``/``-w2``; ``--lams`` adds a lambda sweep of the 2-bit
+QGT recipe (``lowbit sweep NAME-qgt-w2 --param methods.0.args.lam=...``). Weights per-channel
+asymmetric, activations and biases float, batch norm folded before evaluation and sizing, sizes
+from packed weights. Writes ``benchmarks/results/qgt-table.json`` and a results.md section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from results_md import update_section  # noqa: E402
+from run_recipes import train  # noqa: E402
+
+KB = 1024
+
+
+def lam_sweep(name: str, lams: list, runs: Path) -> list:
+    out = runs / "qgt-lam" / name
+    cmd = [sys.executable, "-m", "lowbit", "sweep", f"{name}-qgt-w2", "--out", str(out), "--quiet",
+           "--param", "methods.0.args.lam=" + ",".join(map(str, lams))]
+    if lams:
+        subprocess.run(cmd, cwd=REPO, check=True)
+    if not (out / "sweep.json").is_file():
+        return []
+    return [(f"QGT λ={t['params']['methods.0.args.lam']:g}", 2, Path(t["run"]))
+            for t in json.loads((out / "sweep.json").read_text())["trials"]]
+
+
+def rows_for(name: str, runs: Path, lams: list, table_only: bool) -> list:
+    plan = [("PTQ", 4, f"{name}-ptq-w4"), ("QGT", 4, f"{name}-qgt-w4"),
+            ("PTQ", 2, f"{name}-ptq-w2"), ("QGT", 2, f"{name}-qgt-w2")]
+    if not table_only:
+        for _, _, recipe in plan:
+            train(recipe, runs, [])
+    found = [(m, b, runs / r) for m, b, r in plan] + lam_sweep(name, [] if table_only else lams, runs)
+    base = json.loads((REPO / "baselines" / f"{name}.json").read_text())
+    rows = [{"model": name, "method": "float", "bits": 32, "top1": base["top1"], "delta": 0.0,
+             "kb": base["metrics"]["float32_bytes"] / KB, "reduction": 1.0}]
+    for method, bits, run in found:
+        if not (run / "metrics.json").is_file():
+            continue
+        m = json.loads((run / "metrics.json").read_text())
+        rows.append({"model": name, "method": method, "bits": bits, "top1": m["top1"],
+                     "delta": m["top1"] - base["top1"], "kb": m["size_bytes_packed"] / KB,
+                     "reduction": m["float32_bytes"] / m["size_bytes_packed"], "run": str(run)})
+    return rows
+
+
+def table(rows: list, cmd: str) -> str:
+    lines = ["## QGT vs PTQ (seed 000, Table 2 layout)", "",
+             f"Command: `{cmd}`. Per-channel asymmetric weights, activations and biases float, batch "
+             "norm folded; KB = packed weights + scales + float biases; reduction vs float32.", "",
+             "| model | method | W bits | top-1 % | Δ vs float | KB | reduction |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['method']} | {r['bits']} | {r['top1']:.2f} | {r['delta']:+.2f} "
+                     f"| {r['kb']:.1f} | {r['reduction']:.1f}x |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["resnet20-cifar10"])
+    ap.add_argument("--lams", nargs="*", type=float, default=[0.1, 10.0])
+    ap.add_argument("--runs", default=str(REPO / "runs"))
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args()
+    runs, rows = Path(args.runs), []
+    for name in args.models:
+        if not (REPO / "baselines" / f"{name}.json").is_file():
+            print(f"[{name}] no baseline: run `python benchmarks/run_recipes.py --recipes {name} --promote`")
+            continue
+        rows += rows_for(name, runs, args.lams, args.table_only)
+    out = REPO / "benchmarks" / "results" / "qgt-table.json"
+    out.write_text(json.dumps({"benchmark": "qgt_table", "rows": rows}, indent=2) + "\n")
+    cmd = "python benchmarks/qgt_table.py --models " + " ".join(args.models)
+    update_section("qgt-table", table(rows, cmd))
+    print(table(rows, cmd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
