@@ -7,6 +7,7 @@ One training step (forward + cross-entropy + backward + SGD step, plus
 * ``float``: the float model;
 * ``w4a4_lsq``: per-channel 4-bit LSQ weights, per-tensor 4-bit LSQ activations
   (``prepare`` + ``calibrate`` on one random batch);
+* ``w4a4_lsq_exact``: the same, with scale gradients bit-identical to eager (``LOWBIT_EXACT_GRAD=1``);
 * ``w4a4_learned_range``: the learned step/range quantizer (seed 001), per-channel weights and
   per-tensor activations, 4-bit initial width;
 * ``brevitas_w4a4`` (when ``brevitas`` imports): the same ResNet-20 with Brevitas
@@ -49,9 +50,12 @@ from torch import nn
 import lowbit
 from lowbit.models import create_model
 from lowbit.nn import project_quantizers
+from lowbit.ops import set_exact_gradients
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "overhead.json"
-CONFIGS = ("float", "w4a4_lsq", "w4a4_learned_range", "brevitas_w4a4")
+# w4a4_lsq_exact: the same model with scale gradients bit-identical to eager autograd
+# (LOWBIT_EXACT_GRAD=1), to show what that exactness costs
+CONFIGS = ("float", "w4a4_lsq", "w4a4_lsq_exact", "w4a4_learned_range", "brevitas_w4a4")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -133,7 +137,7 @@ def _brevitas_model(device: torch.device) -> nn.Module:
 def build(config: str, device: torch.device, calib: torch.Tensor) -> nn.Module:
     if config == "float":
         model = _resnet20(device)
-    elif config == "w4a4_lsq":
+    elif config in ("w4a4_lsq", "w4a4_lsq_exact"):
         model = _lowbit_model("lsq", device, calib)
     elif config == "w4a4_learned_range":
         model = _lowbit_model("learned_range", device, calib)
@@ -147,14 +151,17 @@ def build(config: str, device: torch.device, calib: torch.Tensor) -> nn.Module:
 def make_step(config: str, model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     project = config.startswith("w4a4")
+    exact = config.endswith("_exact")
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        set_exact_gradients(True if exact else None)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         if project:
             project_quantizers(model)
+        set_exact_gradients(None)
 
     return step
 

@@ -8,7 +8,8 @@ transforms, the nested learned-scale Function of seed 003, and bit packing.
 from .affine import clip_round, dequantize, fake_quantize, int_dtype, quantize
 from .axes import broadcast_shape, normalize_axis, per_axis, reduce_dims, to_groups
 from .gradients import ceil_ste, grad_scale
-from .kernels import fast_clip_round, fast_fake_quantize, fast_kernels_enabled, set_fast_kernels
+from .kernels import (exact_gradients, fast_clip_round, fast_fake_quantize, fast_kernels_enabled,
+                      set_exact_gradients, set_fast_kernels)
 from .nested import nested_floor_quantize
 from .packing import pack_bits, pack_rows, packed_nbytes, unpack_bits, unpack_rows
 from .ranges import bits_for_levels, check_bits, qrange
@@ -21,7 +22,7 @@ __all__ = [
     "qrange", "check_bits", "bits_for_levels",
     "quantize", "dequantize", "fake_quantize", "fast_fake_quantize", "int_dtype",
     "clip_round", "fast_clip_round",
-    "set_fast_kernels", "fast_kernels_enabled",
+    "set_fast_kernels", "fast_kernels_enabled", "set_exact_gradients", "exact_gradients",
     "broadcast_shape", "normalize_axis", "per_axis", "reduce_dims", "to_groups",
     "ESTIMATORS", "check_estimator", "round_with", "round_ste", "round_ewgs", "floor_ste",
     "discretize", "grad_scale", "ceil_ste", "nested_floor_quantize",

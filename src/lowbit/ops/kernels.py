@@ -6,15 +6,17 @@ several times slower than float on CPU. :func:`fast_fake_quantize` is an autogra
 forward and backward elementwise work are each one compiled loop; :func:`fast_clip_round` does
 the same for the learned-range quantizer (:func:`lowbit.ops.affine.clip_round`).
 
-Each is **bit-identical** to its eager function under eager autograd, values
-and gradients: the compiled loops evaluate the same float32 expressions that eager autograd
+By default the values and input gradients are bit-identical to eager autograd, and each scale /
+zero-point gradient is formed by adding its two per-element terms inside the compiled loop and
+reducing once (equal to eager up to float32 summation order). With ``LOWBIT_EXACT_GRAD=1`` (or
+``set_exact_gradients(True)``) every gradient is **bit-identical** to its eager function: the compiled loops evaluate the same float32 expressions that eager autograd
 evaluates (``grad / scale``, ``-grad * ((x / scale) / scale)``, ...), and the reductions of
 the scale and zero-point gradients to their (per-tensor / per-channel) shapes are done by the
 same eager ``sum_to_size`` calls autograd uses, because a compiled reduction sums in a
 different order and differs in the last bits. Only ``x`` (and the small scale and zero point)
 is saved for the backward; the rest is recomputed there. The price of exactness: with a learned
-scale, the backward writes two extra input-sized temporaries for those reductions (on a CPU
-ResNet-20 W4A4 LSQ step, about 0.1x of a float step more than a fully fused reduction).
+scale, the backward writes an extra input-sized temporary and runs a second reduction per
+parameter.
 
 Estimators whose backward calls a transcendental function (acos, tanh, invtanh) always use the
 eager kernel, since compiled ``sin``/``tanh``/``atanh`` round differently.
@@ -36,7 +38,7 @@ from torch.autograd import Function
 from .affine import clip_round, fake_quantize
 from .rounding import ESTIMATORS, _ScaledRound, check_rounding, floor_fix
 
-_state = {"enabled": None, "failed": False}
+_state = {"enabled": None, "failed": False, "exact": None}
 #: estimators whose backward is plain arithmetic, so compiled code reproduces eager bit for bit;
 #: acos/tanh/invtanh call sin/tanh/atanh, whose compiled (vectorised) versions differ from
 #: eager's in the last bit, so those run the eager kernel
@@ -47,6 +49,21 @@ _compiled: Dict[str, Callable] = {}
 def set_fast_kernels(enabled: Optional[bool]) -> None:
     """Enable (True), disable (False) or reset to the environment default (None)."""
     _state["enabled"] = enabled
+
+
+def set_exact_gradients(exact: Optional[bool]) -> None:
+    """True: scale/zero-point gradients bit-identical to eager autograd (two reductions per
+    parameter); False: their two per-element terms are added inside the compiled loop and
+    reduced once (faster; differs from eager in the last bits); None: environment default
+    (``LOWBIT_EXACT_GRAD``, default off)."""
+    _state["exact"] = exact
+
+
+def exact_gradients() -> bool:
+    """Whether the compiled backward reproduces eager's scale gradients bit for bit."""
+    if _state["exact"] is not None:
+        return bool(_state["exact"])
+    return os.environ.get("LOWBIT_EXACT_GRAD", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def fast_kernels_enabled() -> bool:
@@ -85,7 +102,8 @@ def _estimator_scale(estimator: str, rounding: str = "round") -> Optional[Callab
 
 
 def _fq_backward(g, x, scale, zero_point, qmin, qmax, rounding: str, est_scale: Optional[Callable],
-                 delta: float, alpha: float, need_x: bool, need_s: bool, need_z: bool):
+                 delta: float, alpha: float, need_x: bool, need_s: bool, need_z: bool,
+                 combine: bool = False):
     """Per-element gradient terms, each the expression eager autograd computes for that op.
 
     y = (clamp(round(x / s) + z, qmin, qmax) - z) * s. Returns ``dx`` and the unreduced terms
@@ -100,6 +118,9 @@ def _fq_backward(g, x, scale, zero_point, qmin, qmax, rounding: str, est_scale: 
     gs_div = -(gr * (x / scale / scale)) if need_s else None  # DivBackward (other)
     gz_add = gc if need_z else None
     gz_sub = -gd if need_z else None
+    if combine:  # one input-sized term per parameter, reduced once by the caller
+        return (gx, None if gs_mul is None else gs_mul + gs_div, None,
+                None if gz_add is None else gz_add + gz_sub, None)
     return gx, gs_mul, gs_div, gz_add, gz_sub
 
 
@@ -108,7 +129,8 @@ def _cr_forward(x, lower, upper, step):
 
 
 def _cr_backward(g, x, lower, upper, step, est_scale: Optional[Callable], delta: float,
-                 alpha: float, need_x: bool, need_lo: bool, need_hi: bool, need_d: bool):
+                 alpha: float, need_x: bool, need_lo: bool, need_hi: bool, need_d: bool,
+                 combine: bool = False):
     """Per-element gradient terms of ``clip_round`` as eager autograd computes them.
 
     y = round(clamp(x, lo, hi) / d) * d. Returns ``dx``, the unreduced ``dlo``, ``dhi`` (the
@@ -126,6 +148,8 @@ def _cr_backward(g, x, lower, upper, step, est_scale: Optional[Callable], delta:
     ghi = torch.where((x > upper) | (upper < lower), gxc, zero) if need_hi else None
     gd_mul = g * r if need_d else None                        # MulBackward (other)
     gd_div = -(gu * (xc / step / step)) if need_d else None   # DivBackward (other)
+    if combine and need_d:
+        return gx, glo, ghi, gd_mul + gd_div, None
     return gx, glo, ghi, gd_mul, gd_div
 
 
@@ -160,7 +184,7 @@ def _reduce(t: Optional[torch.Tensor], like: torch.Tensor) -> Optional[torch.Ten
 
 
 def _add(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-    return None if a is None else a + b
+    return a if a is None or b is None else a + b
 
 
 class FastFakeQuantize(Function):
@@ -184,7 +208,8 @@ class FastFakeQuantize(Function):
         need_x, need_s, need_z = ctx.needs_input_grad[:3]
         gx, gs_mul, gs_div, gz_add, gz_sub = _run(
             "backward", g, x, scale, zero_point, qmin, qmax, rounding,
-            _estimator_scale(estimator, rounding), delta, alpha, need_x, need_s, need_z)
+            _estimator_scale(estimator, rounding), delta, alpha, need_x, need_s, need_z,
+            not exact_gradients())
         gs = _add(_reduce(gs_mul, scale), _reduce(gs_div, scale))
         gz = _add(_reduce(gz_add, zero_point), _reduce(gz_sub, zero_point))
         return gx, gs, gz, None, None, None, None, None, None
@@ -206,7 +231,8 @@ class FastClipRound(Function):
         estimator, delta, alpha = ctx.consts
         gx, glo, ghi, gd_mul, gd_div = _run("clip_backward", g, x, lower, upper, step,
                                             _estimator_scale(estimator), delta, alpha,
-                                            need_x, need_lo, need_hi, need_d)
+                                            need_x, need_lo, need_hi, need_d,
+                                            not exact_gradients())
         gd = _add(_reduce(gd_mul, step), _reduce(gd_div, step))
         return gx, _reduce(glo, lower), _reduce(ghi, upper), gd, None, None, None
 
