@@ -45,7 +45,10 @@ def sweep(recipe: str, params: list, out: Path) -> dict:
 
 
 def label(params: dict) -> str:
-    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in params.items())
+    """``quant.weight.bits=2`` -> ``W2``, ``quant.act.bits=4`` -> ``A4``, else the last key part."""
+    short = {"quant.weight.bits": "W", "quant.act.bits": "A"}
+    return " ".join(f"{short[k]}{v}" if k in short else f"{k.split('.')[-1]}={v}"
+                    for k, v in params.items())
 
 
 def compare(mp: list, uniform: list) -> list:
