@@ -55,3 +55,19 @@ def test_quantized_phases_and_sizes(tmp_path, float_run):
     run = load_run(tmp_path)
     x = torch.randn(5, 1, 28, 28)
     assert torch.equal(run.model(x), t.model.eval()(x))
+
+
+def test_zero_epoch_ptq_recipe_with_a_method_writes_every_output(tmp_path):
+    """A PTQ recipe (one 0-epoch phase, QGT with lambda 0 for its report) into a folder that does
+    not exist yet: no checkpoint precedes the outputs, and the method's report still lands."""
+    data = tiny_recipe(quant=False, epochs=(0, 0), limit=2000)
+    data["quant"] = {"weight": {"kind": "uniform", "bits": 4, "symmetric": False,
+                                "granularity": "channel", "observer": "minmax"}, "act": None}
+    data["methods"] = [{"name": "qgt", "args": {"lam": 0.0}}]
+    data["phases"] = [{"name": "ptq", "epochs": 0, "quantize_weights": False}]
+    out = tmp_path / "new" / "ptq"
+    metrics = Trainer(recipe_from_dict(data), out, verbose=False).run()
+    for name in ("metrics.json", "report.json", "report.md", "model.safetensors"):
+        assert (out / name).is_file(), name
+    assert metrics["steps"] == 0 and metrics["weight_avg_bits"] < 32
+    assert "qgt" in json.loads((out / "report.json").read_text())["methods"]

@@ -76,6 +76,7 @@ def finish_run(t) -> Dict[str, Any]:
     metrics = collect_metrics(t, final, cost)
     if t.dist.is_main:
         out = t.out
+        out.mkdir(parents=True, exist_ok=True)  # a 0-epoch (PTQ) run has written no checkpoint yet
         report = build_report(recipe=t.recipe.to_dict(), metrics=metrics, cost=cost, model=t.model,
                               history=t.state.history,
                               methods={m.name: m.report(t.ctx) for m in t.methods})
