@@ -197,7 +197,7 @@ class QGT(Method):
 
     def loss(self, ctx: TrainContext, x, y, logits) -> Optional[torch.Tensor]:
         reg = self(None)
-        ctx.log["qgt"] = float(reg)
+        ctx.log["qgt"] = float(reg.detach())
         return reg
 
     def finalize(self, ctx: TrainContext) -> None:
