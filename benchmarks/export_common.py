@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowbit import QuantizerConfig, QuantSpec, calibrate, prepare
+from lowbit import QuantizerConfig, QuantSpec, calibrate, fold_batchnorm, prepare
 from lowbit.data import BatchLoader, eval_augment, load_split, train_augment
 from lowbit.models import create_model
 from lowbit.nn import project_quantizers
@@ -28,13 +28,19 @@ from lowbit.nn import project_quantizers
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def add_model_args(p: argparse.ArgumentParser, steps: int = 0) -> None:
+def add_model_args(p: argparse.ArgumentParser, steps: int = 0, init: Optional[str] = None,
+                   bias: Tuple[str, ...] = ("float",)) -> None:
     p.add_argument("--run", help="a `lowbit train` run folder (measured as trained)")
-    p.add_argument("--init", help="float weights (.safetensors) to quantize, e.g. a baseline")
+    p.add_argument("--init", default=init, help="float weights (.safetensors) to quantize, e.g. "
+                   f"a baseline (default: {init or 'a random init'})")
     p.add_argument("--model", default="resnet20", help="registry model (with --init or random)")
     p.add_argument("--bits", type=int, nargs="+", default=[8, 4], help="W/A bit-widths (LSQ)")
     p.add_argument("--steps", type=int, default=steps, help="QAT steps after calibration")
     p.add_argument("--calib", type=int, default=512, help="calibration images")
+    p.add_argument("--bias", nargs="+", choices=["float", "int32"], default=bias,
+                   help="float: BN folded at export, float biases; int32: BN folded before "
+                        "quantizing and biases rounded to the int32 accumulator grid s_x * s_w "
+                        "(QuantSpec.int_bias), as integer runtimes do; both: one model each")
     p.add_argument("--data-dir", default=None)
 
 
@@ -113,17 +119,28 @@ def models(args) -> List[Tuple[str, nn.Module, Dict]]:
     out = []
     calib = cifar("train", args.calib, args.data_dir, 128)
     for bits in args.bits:
-        torch.manual_seed(0)
-        spec = QuantSpec(weight=QuantizerConfig(kind="lsq", bits=bits, granularity="channel"),
-                         act=QuantizerConfig(kind="lsq", bits=bits))
-        model = prepare(_float_model(args), spec)
-        calibrate(model, calib)
-        info = {"source": f"init {args.init}" if args.init else "random init + real BN statistics",
-                "spec": f"LSQ W{bits}A{bits}, per-channel weights", "calibration_images": args.calib}
-        if args.steps:
-            info["qat"] = _qat(model, args.steps, args.data_dir)
-        out.append((f"{args.model}-w{bits}a{bits}", model.eval(), info))
+        for bias in args.bias:
+            out.append(_quantized(args, bits, bias == "int32", calib))
     return out
+
+
+def _quantized(args, bits: int, int_bias: bool, calib) -> Tuple[str, nn.Module, Dict]:
+    torch.manual_seed(0)
+    spec = QuantSpec(weight=QuantizerConfig(kind="lsq", bits=bits, granularity="channel"),
+                     act=QuantizerConfig(kind="lsq", bits=bits), int_bias=int_bias)
+    float_model = _float_model(args)
+    if int_bias:  # the deployed structure from the start: no BN left to fold at export
+        fold_batchnorm(float_model, torch.zeros(1, 3, 32, 32), inplace=True)
+    model = prepare(float_model, spec)
+    calibrate(model, calib)
+    info = {"source": f"init {args.init}" if args.init else "random init + real BN statistics",
+            "spec": f"LSQ W{bits}A{bits}, per-channel weights, "
+                    + ("BN folded first, int32 biases on s_x*s_w" if int_bias else "float biases"),
+            "calibration_images": args.calib}
+    if args.steps:
+        info["qat"] = _qat(model, args.steps, args.data_dir)
+    label = f"{args.model}-w{bits}a{bits}" + ("-int32bias" if int_bias else "")
+    return label, model.eval(), info
 
 
 def float_twin(ex) -> nn.Module:

@@ -1,7 +1,8 @@
 """Parity of every way to run an exported model with the fake-quant model, on the CIFAR-10 test set.
 
-For each model (see ``export_common``; by default ResNet-20 LSQ W8A8 and W4A4, random init with
-real BN statistics, calibrated, then ``--steps`` QAT steps): the fake-quant model's logits are
+For each model (see ``export_common``; by default the shipped float ResNet-20 baseline at LSQ W8A8
+and W4A4, calibrated, once with float biases and once with BN folded first and int32 biases on
+the accumulator grid; ``--steps`` adds QAT steps): the fake-quant model's logits are
 the reference; the model is written as a packed file and loaded back (no live model), run by the
 integer executor and the fake-quant reconstruction, and exported to QDQ ONNX, run by
 onnxruntime with its default optimisations (integer kernels where it fuses them) and with Q/DQ
@@ -9,7 +10,7 @@ executed literally. Reported per runner: top-1, top-1 agreement with the referen
 per-image max |logit difference| (median, p99, max). Writes ``benchmarks/results/export_parity.json``.
 
     python benchmarks/export_parity.py                   # all 10,000 test images
-    python benchmarks/export_parity.py --limit 2000 --steps 0
+    python benchmarks/export_parity.py --limit 2000 --bias int32 --steps 100
     python benchmarks/export_parity.py --run runs/w4a4
 """
 
@@ -75,7 +76,7 @@ def measure(label: str, model, loader, folder: Path) -> Dict[str, object]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_model_args(p, steps=200)
+    add_model_args(p, steps=0, init="baselines/resnet20-cifar10.safetensors", bias=("float", "int32"))
     p.add_argument("--limit", type=int, default=None, help="first N test images (default: all)")
     p.add_argument("--out", type=Path, default=RESULTS / "export_parity.json")
     args = p.parse_args(argv)

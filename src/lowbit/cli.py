@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, help="ONNX opset (default 21 for onnx, 13 for qonnx)")
     p.add_argument("--no-int4", dest="int4", action="store_false",
                    help="int8 containers only (for runtimes without int4)")
+    p.add_argument("--int4-acts", action="store_true",
+                   help="4-bit activations as int4/uint4 too (default: 8-bit containers with a "
+                        "Clip; onnxruntime cannot run 4-bit Q/DQ next to MaxPool)")
     p.add_argument("--int32-bias", action="store_true",
                    help="int32 biases (integer-runtime form; rounds biases, see docs/export.md)")
     _add_data_dir(p)
@@ -149,7 +152,8 @@ def cmd_export(args) -> int:
     from .export.commands import export_target
 
     s = export_target(args.target, args.format, args.out, fold_bn=args.fold_bn, opset=args.opset,
-                      int4=args.int4, int32_bias=args.int32_bias, data_dir=args.data_dir)
+                      int4=args.int4, int32_bias=args.int32_bias, int4_acts=args.int4_acts,
+                      data_dir=args.data_dir)
     print(f"wrote {s['path']} ({args.format}, {s['file_bytes']:,} bytes; float32 weights "
           f"{s['float32_bytes']:,} bytes)")
     return 0

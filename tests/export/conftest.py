@@ -91,3 +91,23 @@ def resnet20_w8a8(cifar_train, cifar_test):
 def resnet20_w4a4(cifar_train, cifar_test):
     """ResNet-20, LSQ W4A4 per-channel, calibrated on real images; with its test logits."""
     return _with_reference(4, cifar_train, cifar_test)
+
+
+def trained_resnet20(bits: int, x_train: torch.Tensor) -> torch.nn.Module:
+    """The shipped float ResNet-20 baseline, BN folded first, LSQ WbAb per-channel with biases
+    on the int32 accumulator grid (QuantSpec.int_bias): the model integer runtimes compute."""
+    from pathlib import Path
+
+    from lowbit import fold_batchnorm
+    from lowbit.models import create_model
+    from lowbit.train.build import load_float_weights
+
+    baseline = Path(__file__).resolve().parents[2] / "baselines" / "resnet20-cifar10.safetensors"
+    model = create_model("resnet20")
+    load_float_weights(model, str(baseline))
+    fold_batchnorm(model.eval(), x_train[:1], inplace=True)
+    spec = QuantSpec(weight=QuantizerConfig(kind="lsq", bits=bits, granularity="channel"),
+                     act=QuantizerConfig(kind="lsq", bits=bits), int_bias=True)
+    qmodel = prepare(model, spec)
+    calibrate(qmodel, [x_train[:256]])
+    return qmodel.eval()

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from lowbit.errors import ConfigError
-from lowbit.ops import (check_bits, dequantize, fake_quantize, int_dtype, qrange, quantize)
+from lowbit.ops import (check_bits, dequantize, fake_quantize, fake_quantize_bias, int_dtype, qrange,
+                        quantize)
 from lowbit.ops.ranges import bits_for_levels
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -161,3 +162,23 @@ def test_constant_and_zero_inputs_are_finite():
         y = fake_quantize(x, s, torch.tensor(0.0), -8, 7)
         y.sum().backward()
         assert torch.isfinite(y).all() and torch.isfinite(x.grad).all() and math.isfinite(float(s.grad))
+
+
+# ----- biases on the int32 accumulator grid ----------------------------------------------------
+@SETTINGS
+@given(tensors, st.floats(1e-3, 1e-1))  # |b| / acc < 2^24: codes exact in float32
+def test_bias_lands_on_the_accumulator_grid_and_grid_values_stay(b, acc):
+    acc = torch.full_like(b, float(np.float32(acc)))
+    out = fake_quantize_bias(b, acc)
+    # an integer runtime recovers the int32 code k = round(b / acc) from the float bias
+    assert torch.equal(torch.round(out / acc), torch.round(b / acc))
+    assert torch.all((out - b).abs() <= acc / 2 + b.abs() * 2.0**-22)  # nearest grid point
+    assert torch.equal(fake_quantize_bias(out, acc), out)  # on the grid: unchanged
+
+
+def test_bias_gradient_is_straight_through_and_scale_is_constant():
+    b = torch.tensor([0.3, -0.07, 1.26], requires_grad=True)
+    acc = torch.tensor([0.25, 0.05, 0.1], requires_grad=True)
+    fake_quantize_bias(b, acc).sum().backward()
+    assert torch.equal(b.grad, torch.ones(3))
+    assert acc.grad is None

@@ -38,7 +38,7 @@ def load_target(target, fold_bn: bool = True, data_dir: Optional[str] = None) ->
 
 
 def export_target(target, fmt: str, out, *, fold_bn: bool = True, opset: Optional[int] = None,
-                  int4: bool = True, int32_bias: bool = False,
+                  int4: bool = True, int32_bias: bool = False, int4_acts: bool = False,
                   data_dir: Optional[str] = None, allow_import: bool = False) -> Dict[str, Any]:
     """Export a run folder (or re-export a packed file) as ``fmt``; returns a size summary."""
     if fmt not in FORMATS:
@@ -56,7 +56,7 @@ def export_target(target, fmt: str, out, *, fold_bn: bool = True, opset: Optiona
         from .onnx_export import export_onnx
 
         export_onnx(ex, out, opset=opset or 21, int4=int4, int32_bias=int32_bias,
-                    allow_import=allow_import)
+                    int4_acts=int4_acts, allow_import=allow_import)
     else:
         from .onnx_export import export_qonnx
 

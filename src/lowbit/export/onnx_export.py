@@ -126,20 +126,22 @@ def _export(source, path, fmt: str, opts: OnnxOptions, *, fold_bn: bool, example
 
 
 def export_onnx(source, path=None, *, opset: int = 21, int4: bool = True, int32_bias: bool = False,
-                fold_bn: bool = True, example_input: Optional[torch.Tensor] = None,
+                int4_acts: bool = False, fold_bn: bool = True, example_input: Optional[torch.Tensor] = None,
                 model: Optional[nn.Module] = None, allow_import: bool = False,
                 data: Optional[Dict[str, Any]] = None, dynamic_batch: bool = True):
     """Write a QDQ ONNX model (runs in onnxruntime); returns the ``onnx.ModelProto``.
 
     ``source``: prepared+calibrated model, QuantizedModel, Exportable or a loaded packed file.
-    ``int4``: 4-bit (and smaller) weights as int4/uint4 initializers and exactly-4-bit
-    activations as int4/uint4 (opset 21); otherwise int8 containers. ``int32_bias``: biases as
-    int32 with scale ``s_x * s_w`` (the form integer runtimes fuse into integer kernels; it
-    rounds biases to the accumulator grid, which moves low-bit results off the fake-quant
-    model; the default keeps float biases, exact to it). Raises ConfigError for
+    ``int4``: 4-bit (and smaller) weights as int4/uint4 initializers (opset 21); otherwise int8
+    containers. ``int4_acts``: exactly-4-bit activations as int4/uint4 too (default: 8-bit
+    containers with a Clip, which onnxruntime runs with its integer kernels; its optimiser
+    fails on 4-bit Q/DQ next to MaxPool). ``int32_bias``: biases as int32 with scale
+    ``s_x * s_w`` (the form integer runtimes fuse into integer kernels; it rounds biases to the
+    accumulator grid, which moves low-bit results off a fake-quant model trained with float
+    biases: train with ``QuantSpec(int_bias=True)`` and both agree). Raises ConfigError for
     quantizers without a Q/DQ form (log2 or floor-rounded activations).
     """
-    opts = OnnxOptions("qdq", opset, int4, int32_bias)
+    opts = OnnxOptions("qdq", opset, int4, int32_bias, int4_acts)
     return _export(source, path, "onnx", opts, fold_bn=fold_bn, example_input=example_input,
                    model=model, allow_import=allow_import, data=data, dynamic_batch=dynamic_batch)
 

@@ -6,8 +6,10 @@ buffers, so they become initializers named ``<layer>.<buffer>``; ``opts.conversi
 those to retype after tracing (int4/uint4/uint16, which torch tensors cannot carry into ONNX).
 
 Containers (QDQ): weights use the smallest of int4/uint4 (opset 21), int8/uint8, int16/uint16
-(opset 21) holding their codes; activations use int4/uint4 only for exactly 4-bit ranges,
-otherwise int8/uint8 with a Clip to narrower ranges.
+(opset 21) holding their codes; activations use int8/uint8 with a Clip to narrower ranges, and
+int4/uint4 for exactly 4-bit ranges only when asked (``int4_acts``): onnxruntime's graph
+optimiser moves Q/DQ pairs through MaxPool, which has no 4-bit kernel (the session then fails
+to load), and its integer kernels (QLinearConv) take 8-bit activations.
 """
 
 from __future__ import annotations
@@ -39,16 +41,19 @@ class OnnxOptions:
     opset: int = 21
     int4: bool = True
     int32_bias: bool = False
+    int4_acts: bool = False
     conversions: Dict[str, str] = field(default_factory=dict)
 
 
-def container(lo: int, hi: int, opts: OnnxOptions, exact4: bool = False) -> Tuple:
+def container(lo: int, hi: int, opts: OnnxOptions, exact4: bool = False,
+              allow4: Optional[bool] = None) -> Tuple:
     """Smallest container holding [lo, hi], unsigned first for ranges >= 0 (``exact4``: int4
-    only if the range is all of it)."""
+    only if the range is all of it; ``allow4``: int4 allowed, default ``opts.int4``)."""
+    allow4 = opts.int4 if allow4 is None else allow4
     order = sorted(CONTAINERS, key=lambda c: (c[2] - c[1], (c[1] < 0) == (lo >= 0)))
     for c in order:
         name, clo, chi, _, min_opset = c
-        if opts.opset < min_opset or (name in ("INT4", "UINT4") and not opts.int4):
+        if opts.opset < min_opset or (name in ("INT4", "UINT4") and not allow4):
             continue
         if name in ("INT4", "UINT4") and exact4 and (lo, hi) != (clo, chi):
             continue
@@ -83,7 +88,8 @@ class OnnxAct(nn.Module):
         z, bits = float(qp.zero_point), int(qp.bits.max())
         self.register_buffer("scale", qp.scale.float().reshape(()).clone())
         if opts.fmt == "qdq":
-            name, lo, hi, dtype, _ = container(min(self.qmin, int(z)), max(self.qmax, int(z)), opts, True)
+            name, lo, hi, dtype, _ = container(min(self.qmin, int(z)), max(self.qmax, int(z)), opts,
+                                               True, opts.int4 and opts.int4_acts)
             self.register_buffer("zp", torch.tensor(int(z), dtype=dtype))
             if name in RETYPED:
                 opts.conversions[f"{prefix}.zp"] = name

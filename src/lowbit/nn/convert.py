@@ -103,7 +103,9 @@ def _convert_layer(name: str, mod: nn.Module) -> QuantizedLayer:
         layer.weight_float = w.clone()
     if mod.bias is not None:
         bq = mod.bias_quantizer
-        if bq is not None and bq.enabled:
+        if mod.int_bias_active():  # floats on the int32 accumulator grid: exact in every runtime
+            layer.bias = mod.quantized_bias().detach().clone()
+        elif bq is not None and bq.enabled:
             layer.bias_codes, layer.bias_qparams = bq.quantize(mod.bias.detach()), bq.qparams(mod.bias.detach())
         else:
             layer.bias = mod.bias.detach().clone()

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.affine import fake_quantize_bias
 from ..quantizers.base import Quantizer
 from .layers import Add
 
@@ -28,8 +29,22 @@ class QuantMixin:
         return self.weight if wq is None else wq(self.weight)
 
     def quantized_bias(self) -> Optional[torch.Tensor]:
+        if self.bias is not None and self.int_bias_active():
+            return fake_quantize_bias(self.bias, self.accumulator_scale())
         bq: Optional[Quantizer] = self.bias_quantizer
         return self.bias if (bq is None or self.bias is None) else bq(self.bias)
+
+    def int_bias_active(self) -> bool:
+        """Whether the bias is rounded to the accumulator grid now (QuantSpec.int_bias; both
+        operands quantized: a phase that disables one runs with the float bias)."""
+        wq, aq = self.weight_quantizer, self.input_quantizer
+        return bool(getattr(self, "lowbit_int_bias", False) and wq is not None and aq is not None
+                    and wq.enabled and aq.enabled)
+
+    def accumulator_scale(self) -> torch.Tensor:
+        """``s_x * s_w``: the step of the integer accumulator, ``[out]`` or a scalar."""
+        s_w = self.weight_quantizer.effective_scale().reshape(-1)
+        return self.input_quantizer.effective_scale().reshape(()) * s_w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_quantizer is not None:
@@ -95,5 +110,6 @@ def unwrap_layer(module: nn.Module) -> nn.Module:
     for name in ("weight_quantizer", "input_quantizer", "bias_quantizer", "input_quantizers"):
         if name in module._modules:
             del module._modules[name]
+    module.__dict__.pop("lowbit_int_bias", None)
     module.__class__ = float_cls
     return module

@@ -37,7 +37,27 @@ def _device_of(module: nn.Module) -> Tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-def _wrap(plan: LayerPlan) -> None:
+ACC_GRID_KINDS = ("uniform", "lsq", "pow2")  # affine quantizers with one scale per slice
+
+
+def _int_bias_applies(plan: LayerPlan) -> bool:
+    """Whether the layer's bias can live on its accumulator grid (see QuantSpec.int_bias)."""
+    w, a = plan.weight, plan.act
+    if w is None or a is None or plan.module.bias is None:
+        return False  # a float operand: the runtime adds a float bias too
+    for role, cfg in (("weight", w), ("input", a)):
+        if cfg.kind not in ACC_GRID_KINDS:
+            raise ConfigError(f"int_bias: layer {plan.name!r} has a {cfg.kind!r} {role} quantizer, "
+                              f"which has no affine accumulator grid; use one of "
+                              f"{', '.join(ACC_GRID_KINDS)} or set int_bias: false")
+    if w.granularity == "group" or (w.granularity == "channel" and w.axis != 0):
+        raise ConfigError(f"int_bias: layer {plan.name!r} has {w.granularity} weight scales "
+                          f"(axis {w.axis}); the accumulator grid needs per-tensor or per-output-"
+                          "channel (axis 0) weight scales")
+    return True
+
+
+def _wrap(plan: LayerPlan, int_bias: bool = False) -> None:
     mod = plan.module
     device, dtype = _device_of(mod)
     if isinstance(mod, Add):
@@ -56,6 +76,7 @@ def _wrap(plan: LayerPlan) -> None:
                             name=f"{plan.name}.bias")
         bq.init_from_tensor(mod.bias)
     wrap_layer(mod, wq, aq, bq)
+    mod.lowbit_int_bias = bool(int_bias and _int_bias_applies(plan))
     for q in (wq, aq, bq):
         if q is not None:
             q.to(device=device, dtype=dtype)
@@ -81,7 +102,7 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
         raise ConfigError(f"no layer matches layers={list(spec.layers)} in {type(model).__name__}; "
                           "nothing to quantize")
     for plan in plans:
-        _wrap(plan)
+        _wrap(plan, spec.int_bias)
     model.lowbit_quant_spec = spec
     return model
 

@@ -66,6 +66,11 @@ class QuantSpec:
       by default). layers: module types to wrap (conv = Conv1d and Conv2d, incl. depthwise and
       grouped; linear). residual: also quantize both inputs of residual ``Add`` modules.
     exclude: name patterns never wrapped. overrides: applied in order, later ones win.
+    int_bias: round each bias to the int32 grid ``s_x * s_w`` of its layer's accumulator, as
+      integer runtimes (onnxruntime's QLinearConv) do, so the fake-quant model is the integer
+      one. Needs affine input and weight quantizers (uniform, lsq, pow2) with per-tensor or
+      per-output-channel weight scales; layers with a float input or weight keep a float bias.
+      Batch norms must be folded first (recipes: ``model.fold_bn: true``). Excludes ``bias``.
     """
 
     weight: Optional[QuantizerConfig] = field(
@@ -76,6 +81,7 @@ class QuantSpec:
     residual: bool = False
     exclude: Tuple[str, ...] = ()
     overrides: Tuple[LayerOverride, ...] = ()
+    int_bias: bool = False
 
     def __post_init__(self):
         layers = tuple(self.layers)
@@ -94,6 +100,9 @@ class QuantSpec:
             value = getattr(self, name)
             if isinstance(value, Mapping):
                 object.__setattr__(self, name, QuantizerConfig.from_dict(dict(value)))
+        if self.int_bias and self.bias is not None:
+            raise ConfigError("int_bias rounds biases to the accumulator grid s_x * s_w; a separate "
+                              "bias quantizer cannot be used with it: set one of bias / int_bias")
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

@@ -5,7 +5,7 @@ rounding with named gradient estimators (:data:`ESTIMATORS`), power-of-two and D
 transforms, the nested learned-scale Function of seed 003, and bit packing.
 """
 
-from .affine import clip_round, dequantize, fake_quantize, int_dtype, quantize
+from .affine import clip_round, dequantize, fake_quantize, fake_quantize_bias, int_dtype, quantize
 from .axes import broadcast_shape, normalize_axis, per_axis, reduce_dims, to_groups
 from .gradients import ceil_ste, grad_scale
 from .kernels import (exact_gradients, fast_clip_round, fast_fake_quantize, fast_kernels_enabled,
@@ -20,7 +20,7 @@ from .transforms import (dorefa_weight, dorefa_weight_normalize, log2_quantize_v
 
 __all__ = [
     "qrange", "check_bits", "bits_for_levels",
-    "quantize", "dequantize", "fake_quantize", "fast_fake_quantize", "int_dtype",
+    "quantize", "dequantize", "fake_quantize", "fake_quantize_bias", "fast_fake_quantize", "int_dtype",
     "clip_round", "fast_clip_round",
     "set_fast_kernels", "fast_kernels_enabled", "set_exact_gradients", "exact_gradients",
     "broadcast_shape", "normalize_axis", "per_axis", "reduce_dims", "to_groups",

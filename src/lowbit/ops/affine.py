@@ -45,6 +45,27 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
     return (q - zero_point) * scale
 
 
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+def fake_quantize_bias(bias: torch.Tensor, acc_scale: torch.Tensor) -> torch.Tensor:
+    """Round a bias to the int32 grid of the accumulator it is added to.
+
+    An integer Conv/Linear accumulates ``(q_x - z_x) * (q_w - z_w)`` in int32 on the grid
+    ``acc_scale = s_x * s_w`` (one value per output channel, shape ``[out]``, or a scalar) and
+    adds the bias as an int32 on that grid; onnxruntime's ``QLinearConv`` and every integer
+    runtime do this. Training with the rounded bias makes the fake-quant model the integer
+    one. Gradient: straight-through for ``bias``; ``acc_scale`` is treated as a constant (it
+    belongs to the input and weight quantizers, which learn from their own tensors).
+
+    >>> b = torch.tensor([0.30, -0.07])
+    >>> fake_quantize_bias(b, torch.tensor([0.25, 0.05]))
+    tensor([ 0.2500, -0.0500])
+    """
+    acc = acc_scale.detach().to(bias.dtype)
+    return fake_quantize(bias, acc, torch.zeros_like(acc), INT32_MIN, INT32_MAX)
+
+
 def clip_round(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, step: torch.Tensor,
                estimator: str = "ste", delta: float = 0.0, alpha: float = 1.0) -> torch.Tensor:
     """``round(clamp(x, lower, upper) / step) * step``: clip to a learned range, then round.

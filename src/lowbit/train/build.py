@@ -17,6 +17,7 @@ from ..errors import CheckpointError, ConfigError
 from ..data import BatchLoader, ImageSet, eval_augment, load_split, train_augment
 from ..data.presets import stored_size
 from ..methods import METHODS, Method
+from ..fold import fold_batchnorm, find_bn_pairs
 from ..models import create_model
 from ..nn.prepare import prepare
 from .distributed import DistInfo
@@ -94,6 +95,8 @@ def build_float_model(recipe: Recipe, data: Data) -> nn.Module:
                          input_size=m.input_size or data.input_size, **m.kwargs)
     if m.init:
         load_float_weights(model, m.init)
+    if m.fold_bn:  # before prepare: the quantized layers then see the deployed weights
+        fold_batchnorm(model, example_input(data), inplace=True)
     return model
 
 
@@ -105,6 +108,13 @@ def quantize_model(recipe: Recipe, float_model: nn.Module) -> nn.Module:
     """A prepared copy of the float model (or the model itself for float recipes)."""
     if recipe.quant is None:
         return float_model
+    if recipe.quant.int_bias and not recipe.model.fold_bn:
+        pairs = find_bn_pairs(float_model)
+        if pairs:
+            raise ConfigError(
+                f"quant.int_bias rounds biases to the accumulator grid of the deployed layers, but "
+                f"{len(pairs)} batch norm(s) still follow quantized layers (e.g. {pairs[0][1]} after "
+                f"{pairs[0][0]}); set model.fold_bn: true to fold them before training")
     return prepare(copy.deepcopy(float_model), recipe.quant)
 
 

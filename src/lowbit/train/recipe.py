@@ -41,7 +41,12 @@ def _positive(name: str, value, allow_zero: bool = False) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture from the registry; ``init`` = float weights (.safetensors) to start from."""
+    """Architecture from the registry; ``init`` = float weights (.safetensors) to start from.
+
+    fold_bn: fold every batch norm into the Conv/Linear before it right after loading ``init``,
+    so the model trains without batch norm, exactly as it is deployed (``quant.int_bias``
+    needs this for models with batch norm).
+    """
 
     name: str
     num_classes: Optional[int] = None
@@ -51,6 +56,7 @@ class ModelConfig:
     init: Optional[str] = None
     channels_last: bool = True
     compile: bool = False
+    fold_bn: bool = False
 
 
 @dataclass(frozen=True)
