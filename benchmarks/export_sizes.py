@@ -90,7 +90,7 @@ def measure(label: str, model, info: Dict, folder: Path) -> Dict[str, object]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_model_args(p)
+    add_model_args(p, init="baselines/resnet20-cifar10.safetensors")  # trained weights: real code entropy
     p.add_argument("--out", type=Path, default=RESULTS / "export_sizes.json")
     args = p.parse_args(argv)
     results = {}

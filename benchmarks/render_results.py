@@ -73,7 +73,12 @@ def parity(data: dict) -> str:
             rows.append(f"| {label} | {runner} | {s['top1']:.2f} | {s['agreement_pct']:.2f} "
                         f"| {s['disagreements']} | {s['logit_diff_median']:.2g} "
                         f"| {s['logit_diff_p99']:.2g} | {s['logit_diff_max']:.2g} |")
-        rows[-len(r["runners"])] += f" <!-- {_source(r['model'])} -->"
+    rows += ["", "Models:"] + [f"- `{label}`: {_source(r['model'])}" for label, r in data["results"].items()]
+    rows += ["", "Runners: `integer_executor` and `fake_quant_from_file` run the packed file alone; "
+             "`onnxruntime_default` is onnxruntime with its default graph optimisations (QDQ "
+             "fused into integer kernels, float biases rounded to int32 on s_x * s_w by the "
+             "runtime); `onnxruntime_literal_qdq` executes Q/DQ as written "
+             "(`session.disable_quant_qdq`)."]
     return "\n".join(rows)
 
 
