@@ -25,3 +25,17 @@ def update_section(name: str, markdown: str, path: Path = RESULTS) -> None:
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def section_rows(name: str, path: Path = RESULTS) -> dict:
+    """{first cell: row} of the table rows already in section ``name`` (empty if none), so a
+    script that re-renders from the runs it finds keeps the rows of runs measured earlier."""
+    if not path.exists():
+        return {}
+    m = re.search(rf"<!-- BEGIN {re.escape(name)} -->(.*?)<!-- END {re.escape(name)} -->", path.read_text(), re.S)
+    rows = {}
+    for line in (m.group(1).splitlines() if m else []):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells and not set(cells[0]) <= set("-") and cells[0] != "recipe":
+            rows[cells[0]] = line
+    return rows

@@ -23,7 +23,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from results_md import update_section  # noqa: E402
+from results_md import section_rows, update_section  # noqa: E402
 
 KB = 1024
 
@@ -64,9 +64,12 @@ def promote(name: str, runs: Path, extra: list = ()) -> None:
 def table(runs: Path) -> str:
     rows = ["| recipe | top-1 % | float top-1 % | delta | packed KB | float32 KB | compression "
             "| act. bits (sum) | epochs | wall time | train img/s |", "|" + "---|" * 11]
+    earlier = section_rows("recipes")  # rows of runs that are not in this runs/ folder
     for name in bundled():
         f = runs / name / "metrics.json"
         if not f.is_file():
+            if name in earlier:
+                rows.append(earlier[name])
             continue
         m = json.loads(f.read_text())
         fp = m.get("top1_fp32")
