@@ -228,6 +228,26 @@ def test_learned_range_learn_bits_false_ties_range_to_step():
     assert torch.allclose(q.qplus, q.effective_step() * 7)
 
 
+def test_learned_range_tying_after_learning_keeps_the_learned_bits():
+    """A fine-tuning phase with learn_bits=False keeps each channel's learned bit-width (it used
+    to fall back to the configured width, silently undoing the precision phase)."""
+    torch.manual_seed(7)
+    w = torch.randn(4, 8)
+    q = _lr_quantizer(bits=6, bits_min=2, bits_max=8)
+    q.init_from_tensor(w)
+    q.set_step_and_range(qplus=q.effective_step() * torch.tensor([1.0, 3.0, 7.0, 15.0]))
+    learned = q.channel_bits().tolist()
+    assert learned == [2, 3, 4, 5]
+    q.set_learn_bits(False)
+    assert q.channel_bits().tolist() == learned
+    codes = q.quantize(w)
+    q(w).pow(2).sum().backward()  # the steps still learn, the ranges follow them
+    assert float(q.log2_step.grad.abs().sum()) > 0
+    assert torch.equal(q.dequantize(codes), q(w).detach())
+    q.set_bits(4)  # an explicit width ties every channel to it again
+    assert q.channel_bits().tolist() == [4] * 4
+
+
 def test_learned_range_bit_tensor_equals_channel_bits_and_has_a_gradient():
     torch.manual_seed(6)
     w = torch.randn(5, 8)

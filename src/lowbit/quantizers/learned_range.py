@@ -12,7 +12,10 @@ Bits stay in [bits_min, bits_max] because q+/d is clamped to [n_min, n_max] in t
 pass and projected back after every optimizer step.
 
 With ``learn_bits=False`` (homogeneous phases) the range is tied to the step,
-``q+ = d * n_max(bits)``, and only d learns, as in LSQ.
+``q+ = d * n_max(bits)``, and only d learns, as in LSQ. Switching it off *after* bits were
+learned ties each slice to the levels it has reached (``tied_levels``), so a fine-tuning phase
+can keep learning the steps at the learned bit allocation; :meth:`set_bits` ties every slice
+to ``n_max(bits)`` again.
 
 **Parametrization.** The parameters are ``log2 d`` and ``log2 q+``, so the bit-width
 ``log2(q+/d) + 1`` is linear in them: an optimizer step of 0.01 changes a bit-width by at most
@@ -61,6 +64,8 @@ class LearnedRangeQuantizer(Quantizer):
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.log2_step = nn.Parameter(torch.zeros(pshape))
         self.log2_qplus = nn.Parameter(torch.zeros(pshape))
+        # levels n per slice while the range is tied to the step (0: n_max of the configured bits)
+        self.register_buffer("tied_levels", torch.zeros(pshape))
         self.learn_bits = self.config.learn_bits
 
     @property
@@ -95,7 +100,8 @@ class LearnedRangeQuantizer(Quantizer):
         """q+ actually used: clamped so bits stay in bounds, or tied to d when not learning bits."""
         d = self.effective_step()
         if not self.learn_bits:  # the configured width (``self.bits`` would recurse via levels())
-            return d * levels_for_bits(int(self._bits), self.signed)
+            n_cfg = levels_for_bits(int(self._bits), self.signed)
+            return d * torch.where(self.tied_levels > 0, self.tied_levels, torch.full_like(d, n_cfg))
         n_min, n_max = self._level_bounds()
         return torch.clamp(self.qplus, d * n_min, d * n_max)
 
@@ -129,14 +135,24 @@ class LearnedRangeQuantizer(Quantizer):
     def set_bits(self, bits: int) -> None:
         """Set every slice to ``bits`` (q+ = d * n_max(bits))."""
         self._bits = check_bits(bits)
+        self.tied_levels.zero_()
         if bool(self.initialized) and self._signed is not None:
             self.set_step_and_range(qplus=self.effective_step() * levels_for_bits(self._bits, self.signed))
 
     def set_learn_bits(self, flag: bool) -> None:
-        """Switch between tied (fixed bits) and learned range; keeps the current grid."""
-        if flag and not self.learn_bits and bool(self.initialized):
+        """Switch between tied (fixed bits) and learned range; keeps the current grid (and so
+        the current bits of every slice) either way."""
+        ready = bool(self.initialized) and self._signed is not None
+        if flag and not self.learn_bits and ready:
             self.set_step_and_range(qplus=self.effective_range())
+        elif not flag and self.learn_bits and ready:
+            self.tied_levels.copy_(self.levels())
         self.learn_bits = bool(flag)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before ``tied_levels`` existed: tie to the configured bits
+        state_dict.setdefault(prefix + "tied_levels", torch.zeros_like(self.tied_levels))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ----- calibration and state ----------------------------------------------------------
     def init_from_range(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
