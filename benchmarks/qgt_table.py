@@ -49,12 +49,14 @@ def rows_for(name: str, runs: Path, lams: list, table_only: bool) -> list:
     found = [(m, b, runs / r) for m, b, r in plan] + lam_sweep(name, [] if table_only else lams, runs)
     base = json.loads((REPO / "baselines" / f"{name}.json").read_text())
     rows = [{"model": name, "method": "float", "bits": 32, "top1": base["top1"], "delta": 0.0,
+             "epochs": base["epochs"],
              "kb": base["metrics"]["float32_bytes"] / KB, "reduction": 1.0}]
     for method, bits, run in found:
         if not (run / "metrics.json").is_file():
             continue
         m = json.loads((run / "metrics.json").read_text())
         rows.append({"model": name, "method": method, "bits": bits, "top1": m["top1"],
+                     "epochs": m["epochs"],
                      "delta": m["top1"] - base["top1"], "kb": m["size_bytes_packed"] / KB,
                      "reduction": m["float32_bytes"] / m["size_bytes_packed"], "run": str(run)})
     return rows
@@ -64,11 +66,11 @@ def table(rows: list, cmd: str) -> str:
     lines = ["## QGT vs PTQ (seed 000, Table 2 layout)", "",
              f"Command: `{cmd}`. Per-channel asymmetric weights, activations and biases float, batch "
              "norm folded; KB = packed weights + scales + float biases; reduction vs float32.", "",
-             "| model | method | W bits | top-1 % | Δ vs float | KB | reduction |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | method | W bits | top-1 % | Δ vs float | KB | reduction | epochs |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['method']} | {r['bits']} | {r['top1']:.2f} | {r['delta']:+.2f} "
-                     f"| {r['kb']:.1f} | {r['reduction']:.1f}x |")
+                     f"| {r['kb']:.1f} | {r['reduction']:.1f}x | {r['epochs']:g} |")
     return "\n".join(lines)
 
 
