@@ -93,7 +93,13 @@ def resnet20_w4a4(cifar_train, cifar_test):
     return _with_reference(4, cifar_train, cifar_test)
 
 
-def trained_resnet20(bits: int, x_train: torch.Tensor) -> torch.nn.Module:
+@pytest.fixture(scope="session")
+def trained_resnet20(cifar_train):
+    """``make(bits)``: the shipped ResNet-20 baseline quantized with int32 biases (below)."""
+    return lambda bits: _trained_resnet20(bits, cifar_train[0])
+
+
+def _trained_resnet20(bits: int, x_train: torch.Tensor) -> torch.nn.Module:
     """The shipped float ResNet-20 baseline, BN folded first, LSQ WbAb per-channel with biases
     on the int32 accumulator grid (QuantSpec.int_bias): the model integer runtimes compute."""
     from pathlib import Path

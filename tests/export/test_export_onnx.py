@@ -120,14 +120,12 @@ def test_qonnx_nodes_and_reference_execution(tmp_path):
 
 
 @pytest.mark.parametrize("bits", [8, 4])
-def test_trained_resnet20_with_int32_biases_matches_onnxruntime_integer_kernels(bits, cifar_train, cifar_test):
+def test_trained_resnet20_with_int32_biases_matches_onnxruntime_integer_kernels(bits, trained_resnet20, cifar_test):
     """The shipped float baseline quantized with biases on the accumulator grid: onnxruntime's
     default path (integer kernels, biases rounded to int32 by the runtime) gives the fake-quant
     model's predictions, where float-bias training loses agreement at 4 bits (docs/export.md)."""
-    from conftest import trained_resnet20
-
     x, y = cifar_test
-    model = trained_resnet20(bits, cifar_train[0])
+    model = trained_resnet20(bits)
     with torch.no_grad():
         ref = torch.cat([model(c) for c in x.split(500)])
     assert float((ref.argmax(1) == y).float().mean()) > 0.75  # a real trained model
