@@ -65,7 +65,9 @@ def rows_for(name: str, runs: Path, lams: list, table_only: bool) -> list:
 def table(rows: list, cmd: str) -> str:
     lines = ["## QGT vs PTQ (seed 000, Table 2 layout)", "",
              f"Command: `{cmd}`. Per-channel asymmetric weights, activations and biases float, batch "
-             "norm folded; KB = packed weights + scales + float biases; reduction vs float32.", "",
+             "norm folded; KB = packed weights + scales + float biases; reduction vs float32. "
+             "epochs: training epochs of that row (float: the baseline's, recorded with its "
+             "command in baselines/NAME.json; QGT: fine-tuning from it; PTQ: none).", "",
              "| model | method | W bits | top-1 % | Δ vs float | KB | reduction | epochs |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
