@@ -81,3 +81,12 @@ def test_unsupported_quantizers_are_refused(weight, act, match):
 def test_int_bias_and_a_bias_quantizer_are_exclusive():
     with pytest.raises(ConfigError, match="one of bias / int_bias"):
         QuantSpec(weight=W, act=A, bias=QuantizerConfig(kind="uniform", bits=8), int_bias=True)
+
+
+def test_prepare_refuses_batch_norms_that_are_not_folded_yet():
+    from lowbit.models import create_model
+
+    model = create_model("resnet8").eval()
+    with pytest.raises(ConfigError, match="fold them first"):
+        prepare(model, QuantSpec(weight=W, act=A, int_bias=True))
+    prepare(fold_batchnorm(model), QuantSpec(weight=W, act=A, int_bias=True))

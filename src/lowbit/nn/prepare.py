@@ -57,6 +57,22 @@ def _int_bias_applies(plan: LayerPlan) -> bool:
     return True
 
 
+def _check_folded(model: nn.Module) -> None:
+    """int_bias rounds biases to the grid of the deployed layers: refuse batch norms that would
+    still be folded into them later (models without ``lowbit_spec`` cannot be traced here)."""
+    from .graph import find_bn_pairs  # graph -> control -> prepare: import at use
+
+    if getattr(model, "lowbit_spec", None) is None:
+        return
+    pairs = find_bn_pairs(model)
+    if pairs:
+        raise ConfigError(
+            f"int_bias rounds biases to the accumulator grid of the deployed layers, but "
+            f"{len(pairs)} batch norm(s) still follow quantized layers (e.g. {pairs[0][1]} after "
+            f"{pairs[0][0]}); fold them first: recipes set model.fold_bn: true, Python calls "
+            f"lowbit.fold_batchnorm(model, x, inplace=True)")
+
+
 def _wrap(plan: LayerPlan, int_bias: bool = False) -> None:
     mod = plan.module
     device, dtype = _device_of(mod)
@@ -97,6 +113,8 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
         raise ConfigError("this model is already prepared; call prepare on the float model")
     if not inplace:
         model = copy.deepcopy(model)
+    if spec.int_bias:
+        _check_folded(model)
     plans = plan_layers(model, spec)
     if not plans:
         raise ConfigError(f"no layer matches layers={list(spec.layers)} in {type(model).__name__}; "

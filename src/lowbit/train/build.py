@@ -17,7 +17,7 @@ from ..errors import CheckpointError, ConfigError
 from ..data import BatchLoader, ImageSet, eval_augment, load_split, train_augment
 from ..data.presets import stored_size
 from ..methods import METHODS, Method
-from ..fold import fold_batchnorm, find_bn_pairs
+from ..fold import fold_batchnorm
 from ..models import create_model
 from ..nn.prepare import prepare
 from .distributed import DistInfo
@@ -108,13 +108,6 @@ def quantize_model(recipe: Recipe, float_model: nn.Module) -> nn.Module:
     """A prepared copy of the float model (or the model itself for float recipes)."""
     if recipe.quant is None:
         return float_model
-    if recipe.quant.int_bias and not recipe.model.fold_bn:
-        pairs = find_bn_pairs(float_model)
-        if pairs:
-            raise ConfigError(
-                f"quant.int_bias rounds biases to the accumulator grid of the deployed layers, but "
-                f"{len(pairs)} batch norm(s) still follow quantized layers (e.g. {pairs[0][1]} after "
-                f"{pairs[0][0]}); set model.fold_bn: true to fold them before training")
     return prepare(copy.deepcopy(float_model), recipe.quant)
 
 
