@@ -67,7 +67,10 @@ def table(rows: list, cmd: str) -> str:
              f"Command: `{cmd}`. Per-channel asymmetric weights, activations and biases float, batch "
              "norm folded; KB = packed weights + scales + float biases; reduction vs float32. "
              "epochs: training epochs of that row (float: the baseline's, recorded with its "
-             "command in baselines/NAME.json; QGT: fine-tuning from it; PTQ: none).", "",
+             "command in baselines/NAME.json; QGT: fine-tuning from it, where fewer than the "
+             "recipe's 5 the run used `--set phases.0.epochs=N`; PTQ: none). λ rows: `lowbit "
+             "sweep NAME-qgt-w2 --param methods.0.args.lam=0.1,10 --out runs/qgt-lam/NAME` (run "
+             "for the models that show them).", "",
              "| model | method | W bits | top-1 % | Δ vs float | KB | reduction | epochs |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

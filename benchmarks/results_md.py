@@ -37,5 +37,5 @@ def section_rows(name: str, path: Path = RESULTS) -> dict:
     for line in (m.group(1).splitlines() if m else []):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and cells and not set(cells[0]) <= set("-") and cells[0] != "recipe":
-            rows[cells[0]] = line
+            rows[cells[0].split(" ")[0]] = line  # keyed by the name, without a trailing note
     return rows

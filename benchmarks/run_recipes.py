@@ -61,6 +61,12 @@ def promote(name: str, runs: Path, extra: list = ()) -> None:
     print(f"[{name}] promoted to baselines/{name}.safetensors (top-1 {metrics['top1']:.2f}%)")
 
 
+def recipe_epochs(name: str) -> float:
+    """Total epochs of the bundled recipe, to flag runs trained with a shorter schedule."""
+    recipe = yaml.safe_load((REPO / "recipes" / f"{name}.yaml").read_text())
+    return float(sum(p.get("epochs", 1) for p in recipe.get("phases", [{}])))
+
+
 def table(runs: Path) -> str:
     rows = ["| recipe | top-1 % | float top-1 % | delta | packed KB | float32 KB | compression "
             "| act. bits (sum) | epochs | wall time | train img/s |", "|" + "---|" * 11]
@@ -72,9 +78,10 @@ def table(runs: Path) -> str:
                 rows.append(earlier[name])
             continue
         m = json.loads(f.read_text())
+        label = name if m["epochs"] == recipe_epochs(name) else f"{name} (`--set phases.0.epochs={m['epochs']:g}`)"
         fp = m.get("top1_fp32")
         delta = f"{m['top1'] - fp:+.2f}" if fp is not None else ""
-        rows.append(f"| {name} | {m['top1']:.2f} | {'' if fp is None else f'{fp:.2f}'} | {delta} "
+        rows.append(f"| {label} | {m['top1']:.2f} | {'' if fp is None else f'{fp:.2f}'} | {delta} "
                     f"| {m['size_bytes_packed'] / KB:.1f} | {m['float32_bytes'] / KB:.1f} "
                     f"| {m['compression']:.1f}x | {m['act_bits_total']:,} | {m['epochs']:g} "
                     f"| {m['seconds'] / 60:.0f} min | {m['train_images_per_second']:.0f} |")
