@@ -61,10 +61,19 @@ def promote(name: str, runs: Path, extra: list = ()) -> None:
     print(f"[{name}] promoted to baselines/{name}.safetensors (top-1 {metrics['top1']:.2f}%)")
 
 
-def recipe_epochs(name: str) -> float:
-    """Total epochs of the bundled recipe, to flag runs trained with a shorter schedule."""
-    recipe = yaml.safe_load((REPO / "recipes" / f"{name}.yaml").read_text())
-    return float(sum(p.get("epochs", 1) for p in recipe.get("phases", [{}])))
+def schedule_changes(name: str, run: Path) -> list:
+    """``phases.I.epochs=N`` for every phase whose length in the run differs from the bundled
+    recipe (the run's resolved recipe.yaml against recipes/NAME.yaml), to flag shortened runs."""
+    bundled_phases = yaml.safe_load((REPO / "recipes" / f"{name}.yaml").read_text()).get("phases", [])
+    ran = run / "recipe.yaml"
+    if not ran.is_file():
+        return []
+    run_phases = yaml.safe_load(ran.read_text()).get("phases", [])
+    changes = []
+    for i, (want, got) in enumerate(zip(bundled_phases, run_phases)):
+        if float(want.get("epochs", 1)) != float(got.get("epochs", 1)):
+            changes.append(f"phases.{i}.epochs={float(got.get('epochs', 1)):g}")
+    return changes
 
 
 def table(runs: Path) -> str:
@@ -78,7 +87,8 @@ def table(runs: Path) -> str:
                 rows.append(earlier[name])
             continue
         m = json.loads(f.read_text())
-        label = name if m["epochs"] == recipe_epochs(name) else f"{name} (`--set phases.0.epochs={m['epochs']:g}`)"
+        changes = schedule_changes(name, runs / name)
+        label = name + "".join(f" (`--set {c}`)" for c in changes)
         fp = m.get("top1_fp32")
         delta = f"{m['top1'] - fp:+.2f}" if fp is not None else ""
         rows.append(f"| {label} | {m['top1']:.2f} | {'' if fp is None else f'{fp:.2f}'} | {delta} "
