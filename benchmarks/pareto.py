@@ -2,9 +2,14 @@
 
     python benchmarks/pareto.py                       # MNIST MLP (minutes on a CPU)
     python benchmarks/pareto.py --scale resnet20      # ResNet-20 on CIFAR-10 (hours on a CPU)
+    python benchmarks/pareto.py --scale mlp --match   # also mixed precision at each uniform size
 
 Two ``lowbit sweep`` runs on the same model, data and epochs: the mixed-precision recipe over
-weight budgets (average bits), and plain LSQ QAT over uniform bit-widths. Each point is a trained
+weight budgets (average bits), and plain LSQ QAT over uniform bit-widths (for ResNet-20 the
+diagonal W8A8, W4A4, W3A3, W2A2, with the first and last layer at 8 bits). ``--match`` (the
+default for ResNet-20) adds one mixed-precision run per uniform point whose budget is exactly
+that point's weight and activation sizes (``weight_kb``, ``act_kb``): the direct test of "at
+equal size, is learned mixed precision at least as accurate?". Each point is a trained
 run; its size is the total memory of seed 001 (packed weights + summed activation feature maps,
 in KB). Writes ``runs/pareto-SCALE/pareto.png``, ``benchmarks/results/pareto-SCALE.json`` and a
 results.md section comparing, for every uniform point, the best mixed-precision point that is
@@ -29,9 +34,10 @@ SCALES = {
                                                   "methods.0.args.act_avg_bits=2,4"],
             "uniform": "mlp-mnist-qat", "uniform_params": ["quant.weight.bits=2,3,4,8",
                                                            "quant.act.bits=2,3,4,8"]},
-    "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": ["methods.0.args.weight_avg_bits=2,3,4"],
+    # 10 epochs each (the mp recipe's 2 + 4 + 4; resnet20-cifar10-w4a4 trains 10): ~50 min a run
+    "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": ["methods.0.args.weight_avg_bits=3"],
                  "uniform": "resnet20-cifar10-w4a4",
-                 "uniform_params": ["quant.weight.bits=2,3,4,8", "quant.act.bits=2,3,4,8"]},
+                 "uniform_params": ["quant.weight.bits+quant.act.bits=2,3,4,8"], "match": True},
 }
 
 
@@ -47,8 +53,35 @@ def sweep(recipe: str, params: list, out: Path) -> dict:
 def label(params: dict) -> str:
     """``quant.weight.bits=2`` -> ``W2``, ``quant.act.bits=4`` -> ``A4``, else the last key part."""
     short = {"quant.weight.bits": "W", "quant.act.bits": "A"}
+    flat = {k: v for key, v in params.items() for k in key.split("+")}  # tied fields: a+b
     return " ".join(f"{short[k]}{v}" if k in short else f"{k.split('.')[-1]}={v}"
-                    for k, v in params.items())
+                    for k, v in flat.items())
+
+
+def matched(cfg: dict, uniform: list, out: Path) -> list:
+    """One mixed-precision run per uniform point, its budget that point's weight and activation
+    sizes in KB (the same counts the budget penalty uses), resumable like a sweep."""
+    from lowbit.sweep import total_size_bytes
+
+    points = []
+    for u in sorted(uniform, key=lambda p: p["size"]):
+        m = json.loads((Path(u["run"]) / "metrics.json").read_text())
+        w_kb, a_kb = m["weight_bits_total"] / 8 / KB, m["act_bits_total"] / 8 / KB
+        run = out / ("at-" + label(u["params"]).replace(" ", ""))
+        if not (run / "metrics.json").is_file():
+            cmd = [sys.executable, "-m", "lowbit", "train", cfg["mp"], "--out", str(run), "--quiet"]
+            for key, value in (("weight_avg_bits", "null"), ("act_avg_bits", "null"),
+                               ("weight_kb", f"{w_kb:.4f}"), ("act_kb", f"{a_kb:.4f}")):
+                cmd += ["--set", f"methods.0.args.{key}={value}"]
+            cmd += ["--resume"] if (run / "checkpoint.pt").is_file() else []
+            print("$ lowbit " + " ".join(cmd[3:]), flush=True)
+            subprocess.run(cmd, cwd=REPO, check=True)
+        mm = json.loads((run / "metrics.json").read_text())
+        points.append({"params": {"budget": "size of " + label(u["params"])}, "run": str(run),
+                       "top1": mm["top1"], "size": total_size_bytes(mm),
+                       "size_bytes_packed": mm["size_bytes_packed"],
+                       "act_bits_total": mm["act_bits_total"], "seconds": mm["seconds"]})
+    return points
 
 
 def compare(mp: list, uniform: list) -> list:
@@ -68,7 +101,10 @@ def table(scale: str, rows: list, cfg: dict) -> str:
              f"{', '.join(cfg['mp_params'])} and `{cfg['uniform']}` over "
              f"{', '.join(cfg['uniform_params'])}). Total size = packed weights + summed activation "
              "feature maps of one image. For each uniform point, the best mixed-precision point of "
-             "no larger total size. Plot: `runs/pareto-" + scale + "/pareto.png`.", "",
+             "no larger total size" + ("; `at-WxAy` rows are mixed-precision runs whose budget is that "
+                                       "uniform point's weight and activation KB (`--match`)"
+                                       if cfg.get("match") else "") +
+             ". Plot: `runs/pareto-" + scale + "/pareto.png`.", "",
              "| uniform | KB | top-1 % | best mixed precision ≤ that size | KB | top-1 % | delta |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -82,10 +118,14 @@ def table(scale: str, rows: list, cfg: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=sorted(SCALES), default="mlp")
+    ap.add_argument("--match", action="store_true",
+                    help="also train mixed precision at each uniform point's size (default for resnet20)")
     args = ap.parse_args()
     cfg, out = SCALES[args.scale], REPO / "runs" / f"pareto-{args.scale}"
-    mp = sweep(cfg["mp"], cfg["mp_params"], out / "mixed")["trials"]
     uniform = sweep(cfg["uniform"], cfg["uniform_params"], out / "uniform")["trials"]
+    mp = sweep(cfg["mp"], cfg["mp_params"], out / "mixed")["trials"]
+    if args.match or cfg.get("match"):
+        mp += matched(cfg, uniform, out / "matched")
     from lowbit.report.pareto import save_pareto_plot
 
     for p in mp + uniform:

@@ -64,3 +64,20 @@ def test_grid_sweep_runs_every_point_once_and_resumes(tmp_path):
 def test_bad_sweep_field_is_reported_before_training(tmp_path):
     with pytest.raises(ConfigError, match="quant.weight.bitz"):
         Sweep(str(_recipe(tmp_path)), [parse_param("quant.weight.bitz=2,4")], tmp_path / "o")
+
+
+def test_tied_fields_sweep_a_diagonal_not_a_grid(tmp_path):
+    """``a+b=2,8`` trains W2A2 and W8A8 only (2 trials, not the 4 of a grid)."""
+    import yaml
+
+    tied = parse_param("quant.weight.bits+quant.act.bits=2,8")
+    assert tied.keys == ["quant.weight.bits", "quant.act.bits"]
+    summary = Sweep(str(_recipe(tmp_path)), [tied], tmp_path / "out", verbose=False).run()
+    assert len(summary["trials"]) == 2
+    for t in summary["trials"]:
+        quant = yaml.safe_load((tmp_path / "out" / t["run"].split("/")[-1] / "recipe.yaml").read_text())["quant"]
+        assert quant["weight"]["bits"] == quant["act"]["bits"] == t["params"][tied.key]
+    with pytest.raises(ConfigError, match="quant.act.bitz"):
+        Sweep(str(_recipe(tmp_path)), [parse_param("quant.weight.bits+quant.act.bitz=2")], tmp_path / "o")
+    with pytest.raises(ConfigError, match="empty field"):
+        parse_param("quant.weight.bits+=2")

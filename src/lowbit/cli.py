@@ -33,6 +33,7 @@ EPILOGS = {
     "sweep": """examples:
   lowbit sweep resnet20-cifar10-mp --param methods.0.args.weight_avg_bits=2,3,4 --out runs/pareto
   lowbit sweep mlp-mnist --param optim.lr=log:1e-3:1e-1 --trials 8 --objective top1 --out runs/lr
+  lowbit sweep resnet20-cifar10-w4a4 --param quant.weight.bits+quant.act.bits=2,3,8 --out runs/uniform
   (rerun the same command to continue an interrupted sweep; results: OUT/sweep.json, OUT/pareto.png)""",
     "models": "example:\n  lowbit models",
     "recipes": "example:\n  lowbit recipes",
@@ -94,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     p = mk("sweep", "train a recipe over a grid or a search space (Optuna); Pareto front of accuracy vs size")
     p.add_argument("recipe", help="a recipe YAML file or the name of a bundled recipe")
     p.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=SPEC",
-                   help="a recipe field to sweep: KEY=v1,v2,... or KEY=log|float|int:LOW:HIGH")
+                   help="a recipe field to sweep: KEY=v1,v2,... or KEY=log|float|int:LOW:HIGH; "
+                        "KEY1+KEY2=v1,v2 gives both fields each value (a diagonal)")
     p.add_argument("--out", required=True, help="folder for the trials, study.db and sweep.json")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a fixed override applied to every trial")

@@ -45,12 +45,28 @@ class SweepParam:
     def log(self) -> bool:
         return self.kind == "log"
 
+    @property
+    def keys(self) -> List[str]:
+        """The recipe fields this parameter sets: ``a+b`` ties a and b to one value."""
+        return self.key.split("+")
+
+    def sets(self, value: Any) -> List[str]:
+        """``--set`` overrides for one value of this parameter."""
+        return [f"{k}={json.dumps(value)}" for k in self.keys]
+
 
 def parse_param(text: str) -> SweepParam:
-    """``key=v1,v2`` (grid) or ``key=log|float|int:low:high`` (range)."""
+    """``key=v1,v2`` (grid) or ``key=log|float|int:low:high`` (range); ``k1+k2=...`` gives
+    both fields the same value in every trial (a diagonal, e.g. W2A2, W4A4 instead of a grid).
+
+    >>> parse_param("quant.weight.bits+quant.act.bits=2,4").sets(2)
+    ['quant.weight.bits=2', 'quant.act.bits=2']
+    """
     key, sep, spec = text.partition("=")
     if not sep or not key or not spec:
         raise ConfigError(f"--param expects KEY=VALUES or KEY=log:LOW:HIGH, got {text!r}")
+    if any(not k for k in key.split("+")):
+        raise ConfigError(f"--param {key}: tie fields as KEY1+KEY2=VALUES, got an empty field")
     head = spec.split(":")[0]
     if head in RANGE_KINDS:
         parts = spec.split(":")
@@ -130,12 +146,12 @@ class Sweep:
         if not self.params:
             raise ConfigError("a sweep needs at least one --param")
         self._objs = [parse_objective(o) for o in self.objectives]
-        load_recipe(self.recipe, self.overrides + [self._example_override(p) for p in self.params])
+        load_recipe(self.recipe, self.overrides + [s for p in self.params for s in self._example_override(p)])
 
     @staticmethod
-    def _example_override(p: SweepParam) -> str:
+    def _example_override(p: SweepParam) -> List[str]:
         value = p.values[0] if p.values is not None else (int(p.low) if p.kind == "int" else p.low)
-        return f"{p.key}={json.dumps(value)}"
+        return p.sets(value)
 
     def _sampler(self):
         import optuna
@@ -162,7 +178,8 @@ class Sweep:
 
         values = self._suggest(trial)
         run_dir = self.out / f"trial-{trial.number:03d}"
-        sets = self.overrides + [f"{k}={json.dumps(v)}" for k, v in values.items()]
+        by_key = {p.key: p for p in self.params}
+        sets = self.overrides + [s for k, v in values.items() for s in by_key[k].sets(v)]
         recipe = load_recipe(self.recipe, sets)
         done = (run_dir / "metrics.json").is_file()
         if not done:
