@@ -3,6 +3,8 @@
     python benchmarks/pareto.py                       # MNIST MLP (minutes on a CPU)
     python benchmarks/pareto.py --scale resnet20      # ResNet-20 on CIFAR-10 (hours on a CPU)
     python benchmarks/pareto.py --scale mlp --match   # also mixed precision at each uniform size
+    python benchmarks/pareto.py --scale resnet20 --part uniform & \
+        python benchmarks/pareto.py --scale resnet20 --part mixed     # the two halves on two cores
 
 Two ``lowbit sweep`` runs on the same model, data and epochs: the mixed-precision recipe over
 weight budgets (average bits), and plain LSQ QAT over uniform bit-widths (for ResNet-20 the
@@ -19,6 +21,7 @@ no larger.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -35,7 +38,8 @@ SCALES = {
             "uniform": "mlp-mnist-qat", "uniform_params": ["quant.weight.bits=2,3,4,8",
                                                            "quant.act.bits=2,3,4,8"]},
     # 10 epochs each (the mp recipe's 2 + 4 + 4; resnet20-cifar10-w4a4 trains 10): ~50 min a run
-    "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": ["methods.0.args.weight_avg_bits=3"],
+    # mixed precision only at the uniform points' sizes (--match): 8 runs, ~7 h on one core
+    "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": [],
                  "uniform": "resnet20-cifar10-w4a4",
                  "uniform_params": ["quant.weight.bits+quant.act.bits=2,3,4,8"], "match": True},
 }
@@ -58,26 +62,54 @@ def label(params: dict) -> str:
                     for k, v in flat.items())
 
 
-def matched(cfg: dict, uniform: list, out: Path) -> list:
+def uniform_points(cfg: dict) -> list:
+    """The uniform sweep's points as ``{param: value}`` dicts (its grid, in order)."""
+    from lowbit.sweep import parse_param
+
+    params = [parse_param(t) for t in cfg["uniform_params"]]
+    return [dict(zip((p.key for p in params), combo))
+            for combo in itertools.product(*(p.values for p in params))]
+
+
+def lowbit_train(recipe: str, run: Path, sets: list) -> dict:
+    """``lowbit train`` into ``run`` unless it finished (resuming an interrupted run)."""
+    if not (run / "metrics.json").is_file():
+        cmd = [sys.executable, "-m", "lowbit", "train", recipe, "--out", str(run), "--quiet"]
+        cmd += [a for s in sets for a in ("--set", s)]
+        cmd += ["--resume"] if (run / "checkpoint.pt").is_file() else []
+        print("$ lowbit " + " ".join(cmd[3:]), flush=True)
+        subprocess.run(cmd, cwd=REPO, check=True)
+    return json.loads((run / "metrics.json").read_text())
+
+
+def uniform_sizes(cfg: dict, out: Path) -> list:
+    """(point, metrics) of each uniform point with 0 training epochs: its packed weight bits and
+    activation bits are fixed by its bit-widths, so they equal the trained run's (minutes, not
+    hours, and the matched runs need not wait for the uniform sweep)."""
+    from lowbit.sweep import parse_param
+
+    sized = []
+    for point in uniform_points(cfg):
+        sets = [s for key, v in point.items() for s in parse_param(f"{key}={v}").sets(v)]
+        run = out / label(point).replace(" ", "")
+        sized.append((point, lowbit_train(cfg["uniform"], run, sets + ["phases.0.epochs=0"])))
+    return sized
+
+
+def matched(cfg: dict, out: Path) -> list:
     """One mixed-precision run per uniform point, its budget that point's weight and activation
     sizes in KB (the same counts the budget penalty uses), resumable like a sweep."""
     from lowbit.sweep import total_size_bytes
 
     points = []
-    for u in sorted(uniform, key=lambda p: p["size"]):
-        m = json.loads((Path(u["run"]) / "metrics.json").read_text())
+    for point, m in uniform_sizes(cfg, out / "sizes"):
         w_kb, a_kb = m["weight_bits_total"] / 8 / KB, m["act_bits_total"] / 8 / KB
-        run = out / ("at-" + label(u["params"]).replace(" ", ""))
-        if not (run / "metrics.json").is_file():
-            cmd = [sys.executable, "-m", "lowbit", "train", cfg["mp"], "--out", str(run), "--quiet"]
-            for key, value in (("weight_avg_bits", "null"), ("act_avg_bits", "null"),
-                               ("weight_kb", f"{w_kb:.4f}"), ("act_kb", f"{a_kb:.4f}")):
-                cmd += ["--set", f"methods.0.args.{key}={value}"]
-            cmd += ["--resume"] if (run / "checkpoint.pt").is_file() else []
-            print("$ lowbit " + " ".join(cmd[3:]), flush=True)
-            subprocess.run(cmd, cwd=REPO, check=True)
-        mm = json.loads((run / "metrics.json").read_text())
-        points.append({"params": {"budget": "size of " + label(u["params"])}, "run": str(run),
+        sets = [f"methods.0.args.{k}={v}" for k, v in (
+            ("weight_avg_bits", "null"), ("act_avg_bits", "null"),
+            ("weight_kb", repr(w_kb)), ("act_kb", repr(a_kb)))]  # exact: bits / 8192
+        run = out / ("at-" + label(point).replace(" ", ""))
+        mm = lowbit_train(cfg["mp"], run, sets)
+        points.append({"params": {"budget": "size of " + label(point)}, "run": str(run),
                        "top1": mm["top1"], "size": total_size_bytes(mm),
                        "size_bytes_packed": mm["size_bytes_packed"],
                        "act_bits_total": mm["act_bits_total"], "seconds": mm["seconds"]})
@@ -98,10 +130,10 @@ def compare(mp: list, uniform: list) -> list:
 def table(scale: str, rows: list, cfg: dict) -> str:
     lines = [f"## Pareto front: mixed precision vs uniform ({scale})", "",
              f"Command: `python benchmarks/pareto.py --scale {scale}` (sweeps of `{cfg['mp']}` over "
-             f"{', '.join(cfg['mp_params'])} and `{cfg['uniform']}` over "
+             f"{', '.join(cfg['mp_params']) or 'the uniform sizes'} and `{cfg['uniform']}` over "
              f"{', '.join(cfg['uniform_params'])}). Total size = packed weights + summed activation "
              "feature maps of one image. For each uniform point, the best mixed-precision point of "
-             "no larger total size" + ("; `at-WxAy` rows are mixed-precision runs whose budget is that "
+             "no larger total size" + ("; `budget=size of Wx Ay` points are mixed-precision runs whose budget is that "
                                        "uniform point's weight and activation KB (`--match`)"
                                        if cfg.get("match") else "") +
              ". Plot: `runs/pareto-" + scale + "/pareto.png`.", "",
@@ -120,12 +152,20 @@ def main() -> int:
     ap.add_argument("--scale", choices=sorted(SCALES), default="mlp")
     ap.add_argument("--match", action="store_true",
                     help="also train mixed precision at each uniform point's size (default for resnet20)")
+    ap.add_argument("--part", choices=("all", "uniform", "mixed"), default="all",
+                    help="train only the uniform or only the mixed-precision runs (run both parts "
+                         "at once on two cores or machines, then once more with 'all' for the table)")
     args = ap.parse_args()
     cfg, out = SCALES[args.scale], REPO / "runs" / f"pareto-{args.scale}"
-    uniform = sweep(cfg["uniform"], cfg["uniform_params"], out / "uniform")["trials"]
-    mp = sweep(cfg["mp"], cfg["mp_params"], out / "mixed")["trials"]
-    if args.match or cfg.get("match"):
-        mp += matched(cfg, uniform, out / "matched")
+    if args.part != "mixed":
+        uniform = sweep(cfg["uniform"], cfg["uniform_params"], out / "uniform")["trials"]
+    if args.part != "uniform":
+        mp = sweep(cfg["mp"], cfg["mp_params"], out / "mixed")["trials"] if cfg["mp_params"] else []
+        if args.match or cfg.get("match"):
+            mp += matched(cfg, out / "matched")
+    if args.part != "all":
+        print(f"trained the {args.part} runs; rerun with --part all for the table and plot")
+        return 0
     from lowbit.report.pareto import save_pareto_plot
 
     for p in mp + uniform:
