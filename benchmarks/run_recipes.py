@@ -104,7 +104,10 @@ def write_table(runs: Path) -> None:
             " the QAT rows fine-tune from `baselines/`). Sizes are packed weights with batch norm "
             "folded (report.json has the per-layer breakdown); activation bits are the summed "
             "feature maps entering every layer for one image. Wall time includes evaluation "
-            "after every epoch; runs used one CPU thread each unless noted.", "", table(runs)]
+            "after every epoch; runs used one CPU thread each unless noted. A `--set` after a "
+            "name means the run differed from the bundled recipe there; `resnet20-cifar10` with "
+            "`phases.0.epochs=0` is the recipe's second cycle run from the first cycle's weights "
+            "(baselines/resnet20-cifar10.json has the whole history).", "", table(runs)]
     update_section("recipes", "\n".join(text))
 
 
