@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 from results_md import update_section  # noqa: E402
+from run_recipes import train  # noqa: E402
 
 KB = 1024
 SCALES = {
@@ -63,56 +64,41 @@ def label(params: dict) -> str:
 
 
 def uniform_points(cfg: dict) -> list:
-    """The uniform sweep's points as ``{param: value}`` dicts (its grid, in order)."""
+    """The uniform sweep's grid as (params, --set overrides) pairs, in order."""
     from lowbit.sweep import parse_param
 
     params = [parse_param(t) for t in cfg["uniform_params"]]
-    return [dict(zip((p.key for p in params), combo))
+    return [(dict(zip((p.key for p in params), combo)),
+             [s for p, v in zip(params, combo) for s in p.sets(v)])
             for combo in itertools.product(*(p.values for p in params))]
 
 
 def lowbit_train(recipe: str, run: Path, sets: list) -> dict:
-    """``lowbit train`` into ``run`` unless it finished (resuming an interrupted run)."""
-    if not (run / "metrics.json").is_file():
-        cmd = [sys.executable, "-m", "lowbit", "train", recipe, "--out", str(run), "--quiet"]
-        cmd += [a for s in sets for a in ("--set", s)]
-        cmd += ["--resume"] if (run / "checkpoint.pt").is_file() else []
-        print("$ lowbit " + " ".join(cmd[3:]), flush=True)
-        subprocess.run(cmd, cwd=REPO, check=True)
+    """run_recipes.train (skip if finished, resume if interrupted), quiet; the run's metrics."""
+    if train(recipe, run, ["--quiet"] + [a for s in sets for a in ("--set", s)]) != 0:
+        raise SystemExit(f"lowbit train {recipe} failed (run {run})")
     return json.loads((run / "metrics.json").read_text())
-
-
-def uniform_sizes(cfg: dict, out: Path) -> list:
-    """(point, metrics) of each uniform point with 0 training epochs: its packed weight bits and
-    activation bits are fixed by its bit-widths, so they equal the trained run's (minutes, not
-    hours, and the matched runs need not wait for the uniform sweep)."""
-    from lowbit.sweep import parse_param
-
-    sized = []
-    for point in uniform_points(cfg):
-        sets = [s for key, v in point.items() for s in parse_param(f"{key}={v}").sets(v)]
-        run = out / label(point).replace(" ", "")
-        sized.append((point, lowbit_train(cfg["uniform"], run, sets + ["phases.0.epochs=0"])))
-    return sized
 
 
 def matched(cfg: dict, out: Path) -> list:
     """One mixed-precision run per uniform point, its budget that point's weight and activation
-    sizes in KB (the same counts the budget penalty uses), resumable like a sweep."""
-    from lowbit.sweep import total_size_bytes
+    sizes in KB (the same counts the budget penalty uses), resumable like a sweep.
+
+    The sizes come from the uniform recipe run for 0 epochs: packed weight bits and activation
+    bits are fixed by the bit-widths, so they equal the trained run's (minutes, not hours, and
+    these runs need not wait for the uniform sweep)."""
+    from lowbit.sweep import point
 
     points = []
-    for point, m in uniform_sizes(cfg, out / "sizes"):
-        w_kb, a_kb = m["weight_bits_total"] / 8 / KB, m["act_bits_total"] / 8 / KB
-        sets = [f"methods.0.args.{k}={v}" for k, v in (
-            ("weight_avg_bits", "null"), ("act_avg_bits", "null"),
-            ("weight_kb", repr(w_kb)), ("act_kb", repr(a_kb)))]  # exact: bits / 8192
-        run = out / ("at-" + label(point).replace(" ", ""))
-        mm = lowbit_train(cfg["mp"], run, sets)
-        points.append({"params": {"budget": "size of " + label(point)}, "run": str(run),
-                       "top1": mm["top1"], "size": total_size_bytes(mm),
-                       "size_bytes_packed": mm["size_bytes_packed"],
-                       "act_bits_total": mm["act_bits_total"], "seconds": mm["seconds"]})
+    for params, sets in uniform_points(cfg):
+        name = label(params).replace(" ", "")
+        m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + ["phases.0.epochs=0"])
+        budget = [f"methods.0.args.{k}={v}" for k, v in (
+            ("weight_avg_bits", "null"), ("act_avg_bits", "null"),  # exact KB: bits / 8192
+            ("weight_kb", repr(m["weight_bits_total"] / 8 / KB)), ("act_kb", repr(m["act_bits_total"] / 8 / KB)))]
+        run = out / f"at-{name}"
+        points.append(point(str(run), {"budget": "size of " + label(params)},
+                            lowbit_train(cfg["mp"], run, budget)))
     return points
 
 

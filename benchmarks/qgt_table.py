@@ -45,19 +45,21 @@ def rows_for(name: str, runs: Path, lams: list, table_only: bool) -> list:
             ("PTQ", 2, f"{name}-ptq-w2"), ("QGT", 2, f"{name}-qgt-w2")]
     if not table_only:
         for _, _, recipe in plan:
-            train(recipe, runs, [])
+            train(recipe, runs / recipe, [])
     found = [(m, b, runs / r) for m, b, r in plan] + lam_sweep(name, [] if table_only else lams, runs)
     base = json.loads((REPO / "baselines" / f"{name}.json").read_text())
-    rows = [{"model": name, "method": "float", "bits": 32, "top1": base["top1"], "delta": 0.0,
-             "epochs": base["epochs"],
+    done = [(meth, bits, run, json.loads((run / "metrics.json").read_text()))
+            for meth, bits, run in found if (run / "metrics.json").is_file()]
+    # the float row is the model the runs started from (their top1_fp32), which need not be
+    # the baseline shipped now; its epochs are known only when it is
+    float_top1 = next((m["top1_fp32"] for *_, m in done if "top1_fp32" in m), base["top1"])
+    rows = [{"model": name, "method": "float", "bits": 32, "top1": float_top1, "delta": 0.0,
+             "epochs": base["epochs"] if float_top1 == base["top1"] else "earlier baseline",
              "kb": base["metrics"]["float32_bytes"] / KB, "reduction": 1.0}]
-    for method, bits, run in found:
-        if not (run / "metrics.json").is_file():
-            continue
-        m = json.loads((run / "metrics.json").read_text())
+    for method, bits, run, m in done:
         rows.append({"model": name, "method": method, "bits": bits, "top1": m["top1"],
                      "epochs": m["epochs"],
-                     "delta": m["top1"] - base["top1"], "kb": m["size_bytes_packed"] / KB,
+                     "delta": m["top1"] - float_top1, "kb": m["size_bytes_packed"] / KB,
                      "reduction": m["float32_bytes"] / m["size_bytes_packed"], "run": str(run)})
     return rows
 
@@ -74,8 +76,9 @@ def table(rows: list, cmd: str) -> str:
              "| model | method | W bits | top-1 % | Δ vs float | KB | reduction | epochs |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        epochs = f"{r['epochs']:g}" if isinstance(r["epochs"], (int, float)) else r["epochs"]
         lines.append(f"| {r['model']} | {r['method']} | {r['bits']} | {r['top1']:.2f} | {r['delta']:+.2f} "
-                     f"| {r['kb']:.1f} | {r['reduction']:.1f}x | {r['epochs']:g} |")
+                     f"| {r['kb']:.1f} | {r['reduction']:.1f}x | {epochs} |")
     return "\n".join(lines)
 
 

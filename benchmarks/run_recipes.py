@@ -32,8 +32,9 @@ def bundled() -> list:
     return sorted(p.stem for p in (REPO / "recipes").glob("*.yaml"))
 
 
-def train(name: str, runs: Path, extra: list) -> int:
-    out = runs / name
+def train(name: str, out: Path, extra: list) -> int:
+    """``lowbit train NAME --out OUT EXTRA...``: skipped when OUT finished, resumed when it has a
+    checkpoint; returns the exit code."""
     if (out / "metrics.json").is_file():
         print(f"[{name}] finished earlier: {out}")
         return 0
@@ -124,7 +125,7 @@ def main() -> int:
     if not args.table_only:
         for name in args.recipes or bundled():
             extra = [a for s in args.overrides for a in ("--set", s)]
-            if train(name, runs, extra) != 0:
+            if train(name, runs / name, extra) != 0:
                 failed.append(name)
                 continue
             if args.promote:

@@ -102,6 +102,13 @@ def total_size_bytes(metrics: Dict[str, Any]) -> float:
     return metrics["size_bytes_packed"] + metrics["act_bits_total"] / 8
 
 
+def point(run: str, params: Dict[str, Any], metrics: Dict[str, Any]) -> Dict[str, Any]:
+    """One run as a point of accuracy vs size (a row of sweep.json)."""
+    return {"run": run, "params": params, "top1": metrics["top1"], "size": total_size_bytes(metrics),
+            "size_bytes_packed": metrics["size_bytes_packed"],
+            "act_bits_total": metrics["act_bits_total"], "seconds": metrics["seconds"]}
+
+
 def objective_value(metrics: Dict[str, Any], name: str) -> float:
     if name == "size":
         return total_size_bytes(metrics)
@@ -211,11 +218,8 @@ class Sweep:
         rows = []
         for t in study.trials:
             if t.state == optuna.trial.TrialState.COMPLETE:
-                m = t.user_attrs["metrics"]
-                rows.append({"trial": t.number, "run": t.user_attrs["run"], "params": t.params,
-                             "top1": m["top1"], "size": total_size_bytes(m),
-                             "size_bytes_packed": m["size_bytes_packed"],
-                             "act_bits_total": m["act_bits_total"], "seconds": m["seconds"]})
+                rows.append({"trial": t.number, **point(t.user_attrs["run"], t.params,
+                                                        t.user_attrs["metrics"])})
         summary = {"recipe": self.recipe, "objectives": self.objectives, "overrides": self.overrides,
                    "trials": rows, "pareto": pareto_front(rows)}
         (self.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
