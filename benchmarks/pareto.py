@@ -26,6 +26,7 @@ committing the records, and the table is rebuilt from them. ``--retrain`` ignore
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import subprocess
@@ -46,10 +47,14 @@ SCALES = {
     # 5 epochs a run on both sides (the recipes train 10: the mp recipe 2 + 4 + 4), ~30 min on
     # one core; mixed precision only at the uniform points' sizes (--match): 8 runs, ~4 h.
     # The mp fine-tuning keeps learning the steps at the learned bits (learn_bits: false)
-    # instead of freezing every quantizer parameter: +0.6 top-1 on mlp-mnist-mp (docs/methods.md)
+    # instead of freezing every quantizer parameter: +0.6 top-1 on mlp-mnist-mp (docs/methods.md).
+    # quant_lr 0.08, not the recipe's 0.02: with phi = 20 a 2-epoch precision phase updates
+    # the ranges 39 times, and at 0.02 the bits fell from 6 only to ~4 (154.7 KB of weights
+    # for a 66.9 KB target); log2(q+/d) moves about 3 x quant_lr per update, 6 -> 2 bits needs ~5
     "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": [],
                  "mp_sets": ["phases.0.epochs=1", "phases.1.epochs=2", "phases.2.epochs=2",
-                             "phases.2.freeze_quantizers=false", "phases.2.learn_bits=false"],
+                             "phases.2.freeze_quantizers=false", "phases.2.learn_bits=false",
+                             "optim.quant_lr=0.08"],
                  "uniform": "resnet20-cifar10-w4a4", "uniform_sets": ["phases.0.epochs=5"],
                  "uniform_params": ["quant.weight.bits+quant.act.bits=2,3,4,8"], "match": True,
                  "per_point": True},
@@ -88,7 +93,10 @@ def lowbit_train(recipe: str, run: Path, sets: list, record: Path = None) -> dic
     """run_recipes.train (skip if finished, resume if interrupted), quiet; the run's metrics.
 
     With ``record``: a point recorded there with the same recipe and --set list is returned
-    without training; a newly finished run is recorded there."""
+    without training; a newly finished run is recorded there. The run folder then gets a
+    suffix from the settings, so changed settings never pick up (or resume) a stale run."""
+    if record is not None:
+        run = run.with_name(f"{run.name}-{settings_hash(recipe, sets)}")
     if record is not None and record.is_file():
         rec = json.loads(record.read_text())
         if rec["recipe"] == recipe and rec["sets"] == sets:
@@ -102,6 +110,11 @@ def lowbit_train(recipe: str, run: Path, sets: list, record: Path = None) -> dic
         record.write_text(json.dumps({"recipe": recipe, "sets": sets, "run": str(run.relative_to(REPO)),
                                       "metrics": metrics}, indent=2) + "\n")
     return metrics
+
+
+def settings_hash(recipe: str, sets: list) -> str:
+    """8 hex digits naming a recipe and --set list (``W2A2-1a2b3c4d``)."""
+    return hashlib.sha256(json.dumps([recipe, sets]).encode()).hexdigest()[:8]
 
 
 def uniform_runs(cfg: dict, out: Path, records: Path = None, only: int = None) -> list:

@@ -36,7 +36,8 @@ def test_finished_run_is_recorded_and_reused(pareto, tmp_path):
     run = tmp_path / "runs" / "W2A2"
     first = pareto.lowbit_train("r", run, ["a=1"], record)
     assert json.loads(record.read_text())["metrics"] == first == {"top1": 51.0}
-    (run / "metrics.json").unlink()  # a fresh checkout: the run folder is gone, the record is not
+    for f in (tmp_path / "runs").glob("W2A2-*/metrics.json"):
+        f.unlink()  # a fresh checkout: the run folder is gone, the record is not
     assert pareto.lowbit_train("r", run, ["a=1"], record) == first
     assert len(pareto.calls) == 1
 
@@ -55,3 +56,11 @@ def test_resnet20_points_alternate_smallest_first(pareto):
     assert names == ["W2A2", "W3A3", "W4A4", "W8A8"]
     sets = pareto.uniform_points(cfg)[0][1]
     assert sets == ["quant.weight.bits=2", "quant.act.bits=2"]
+
+
+def test_changed_settings_train_in_a_new_folder(pareto, tmp_path):
+    record = tmp_path / "records" / "p.json"
+    pareto.lowbit_train("r", tmp_path / "runs" / "a", ["a=1"], record)
+    pareto.lowbit_train("r", tmp_path / "runs" / "a", ["a=2"], record)
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all(f.startswith("a-") for f in folders)
