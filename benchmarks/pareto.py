@@ -55,10 +55,13 @@ SCALES = {
     # bits, first and last layer at 8, so it starts exactly at the budget) and learns how to
     # reallocate it. Pre-training at 6 bits instead and descending to W2A2's size in 2 epochs
     # fell to 56.6% at the end of the precision phase (ablation-matched-W2A2-pretrain6.json).
+    # margin 0.001, not 1%: at W2A2's size every layer but the first and last is at bits_min,
+    # so aiming 1% under the budget could only take bits from the input image and the first
+    # and last layers (the input fell to 2 bits and top-1 to 16% mid-precision-phase).
     "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": [], "mp_start_at_point": True,
                  "mp_sets": ["phases.0.epochs=1", "phases.1.epochs=2", "phases.2.epochs=2",
                              "phases.2.freeze_quantizers=false", "phases.2.learn_bits=false",
-                             "optim.quant_lr=0.08",
+                             "optim.quant_lr=0.08", "methods.0.args.margin=0.001",
                              'quant.overrides=[{pattern: "@first", weight: {bits: 8}, act: {bits: 8}}, '
                              '{pattern: "@last", weight: {bits: 8}, act: {bits: 8}}]'],
                  "uniform": "resnet20-cifar10-w4a4", "uniform_sets": ["phases.0.epochs=5"],
@@ -95,12 +98,13 @@ def uniform_points(cfg: dict) -> list:
             for combo in itertools.product(*(p.values for p in params))]
 
 
-def lowbit_train(recipe: str, run: Path, sets: list, record: Path = None) -> dict:
+def lowbit_train(recipe: str, run: Path, sets: list, record: Path = None, train_missing: bool = True):
     """run_recipes.train (skip if finished, resume if interrupted), quiet; the run's metrics.
 
     With ``record``: a point recorded there with the same recipe and --set list is returned
     without training; a newly finished run is recorded there. The run folder then gets a
-    suffix from the settings, so changed settings never pick up (or resume) a stale run."""
+    suffix from the settings, so changed settings never pick up (or resume) a stale run.
+    With ``train_missing=False`` an unrecorded point is None (not trained)."""
     if record is not None:
         run = run.with_name(f"{run.name}-{settings_hash(recipe, sets)}")
     if record is not None and record.is_file():
@@ -108,6 +112,8 @@ def lowbit_train(recipe: str, run: Path, sets: list, record: Path = None) -> dic
         if rec["recipe"] == recipe and rec["sets"] == sets:
             print(f"[{recipe}] recorded earlier: {record.relative_to(REPO)}")
             return rec["metrics"]
+    if not train_missing:
+        return None
     if train(recipe, run, ["--quiet"] + [a for s in sets for a in ("--set", s)]) != 0:
         raise SystemExit(f"lowbit train {recipe} failed (run {run})")
     metrics = json.loads((run / "metrics.json").read_text())
@@ -123,7 +129,8 @@ def settings_hash(recipe: str, sets: list) -> str:
     return hashlib.sha256(json.dumps([recipe, sets]).encode()).hexdigest()[:8]
 
 
-def uniform_runs(cfg: dict, out: Path, records: Path = None, only: int = None) -> list:
+def uniform_runs(cfg: dict, out: Path, records: Path = None, only: int = None,
+                 train_missing: bool = True) -> list:
     """The uniform points (or the ``only``-th) as separate runs, what ``--param`` would sweep."""
     from lowbit.sweep import point
 
@@ -134,12 +141,14 @@ def uniform_runs(cfg: dict, out: Path, records: Path = None, only: int = None) -
         name = label(params).replace(" ", "")
         sets = sets + cfg.get("uniform_sets", [])
         run = out / name
-        points.append(point(str(run), params, lowbit_train(cfg["uniform"], run, sets,
-                                                           records / f"uniform-{name}.json")))
+        m = lowbit_train(cfg["uniform"], run, sets, records / f"uniform-{name}.json", train_missing)
+        if m is not None:
+            points.append(point(str(run), params, m))
     return points
 
 
-def matched(cfg: dict, out: Path, records: Path = None, only: int = None) -> list:
+def matched(cfg: dict, out: Path, records: Path = None, only: int = None,
+            train_missing: bool = True) -> list:
     """One mixed-precision run per uniform point, its budget that point's weight and activation
     sizes in KB (the same counts the budget penalty uses), resumable like a sweep.
 
@@ -154,15 +163,18 @@ def matched(cfg: dict, out: Path, records: Path = None, only: int = None) -> lis
             continue
         name = label(params).replace(" ", "")
         m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + ["phases.0.epochs=0"],
-                         records and records / f"sizes-{name}.json")
+                         records and records / f"sizes-{name}.json", train_missing)
+        if m is None:
+            continue
         budget = [f"methods.0.args.{k}={v}" for k, v in (
             ("weight_avg_bits", "null"), ("act_avg_bits", "null"),  # exact KB: bits / 8192
             ("weight_kb", repr(m["weight_bits_total"] / 8 / KB)), ("act_kb", repr(m["act_bits_total"] / 8 / KB)))]
         run = out / f"at-{name}"
-        points.append(point(str(run), {"budget": "size of " + label(params)},
-                            lowbit_train(cfg["mp"], run, budget + cfg.get("mp_sets", []) +
-                                         (sets if cfg.get("mp_start_at_point") else []),
-                                         records and records / f"matched-{name}.json")))
+        m = lowbit_train(cfg["mp"], run, budget + cfg.get("mp_sets", []) +
+                         (sets if cfg.get("mp_start_at_point") else []),
+                         records and records / f"matched-{name}.json", train_missing)
+        if m is not None:
+            points.append(point(str(run), {"budget": "size of " + label(params)}, m))
     return points
 
 
@@ -207,6 +219,10 @@ def main() -> int:
     ap.add_argument("--part", choices=("all", "uniform", "mixed"), default="all",
                     help="train only the uniform or only the mixed-precision runs (run both parts "
                          "at once on two cores or machines, then once more with 'all' for the table)")
+    ap.add_argument("--points", default="",
+                    help="per-point scales: only these uniform points and their mixed runs, e.g. W2A2,W3A3")
+    ap.add_argument("--recorded", action="store_true",
+                    help="per-point scales: train nothing, build the table and plot from the records")
     ap.add_argument("--retrain", action="store_true",
                     help="train every point even when benchmarks/results/pareto-SCALE/ records it")
     args = ap.parse_args()
@@ -214,11 +230,16 @@ def main() -> int:
     records = None if args.retrain or not cfg.get("per_point") else RECORDS / f"pareto-{args.scale}"
     if cfg.get("per_point"):  # smallest sizes first: uniform W2A2, then mixed at its size, ...
         uniform, mp = [], []
-        for i in range(len(uniform_points(cfg))):
+        names = [label(p).replace(" ", "") for p, _ in uniform_points(cfg)]
+        wanted = [n for n in args.points.split(",") if n]
+        if set(wanted) - set(names):
+            ap.error(f"--points: unknown {sorted(set(wanted) - set(names))}; valid: {','.join(names)}")
+        for i, name in enumerate(names):
+            train_missing = not args.recorded and (not wanted or name in wanted)
             if args.part != "mixed":
-                uniform += uniform_runs(cfg, out / "uniform", records, only=i)
+                uniform += uniform_runs(cfg, out / "uniform", records, i, train_missing)
             if args.part != "uniform":
-                mp += matched(cfg, out / "matched", records, only=i)
+                mp += matched(cfg, out / "matched", records, i, train_missing)
     else:
         if args.part != "mixed":
             uniform = sweep(cfg["uniform"], cfg["uniform_params"], out / "uniform")["trials"]
