@@ -189,9 +189,10 @@ def compare(mp: list, uniform: list) -> list:
     return rows
 
 
-def table(scale: str, rows: list, cfg: dict) -> str:
+def table(scale: str, rows: list, cfg: dict, missing: list = ()) -> str:
     lines = [f"## Pareto front: mixed precision vs uniform ({scale})", "",
-             f"Command: `python benchmarks/pareto.py --scale {scale}` (sweeps of `{cfg['mp']}` over "
+             f"Command: `python benchmarks/pareto.py --scale {scale}` ("
+             f"{'runs' if cfg.get('per_point') else 'sweeps'} of `{cfg['mp']}` over "
              f"{', '.join(cfg['mp_params']) or 'the uniform sizes'} and `{cfg['uniform']}` over "
              f"{', '.join(cfg['uniform_params'])}). Total size = packed weights + summed activation "
              "feature maps of one image. For each uniform point, the best mixed-precision point of "
@@ -200,7 +201,11 @@ def table(scale: str, rows: list, cfg: dict) -> str:
                                        if cfg.get("match") else "") +
              "".join(f"; `{cfg[k]}` runs with `--set {' '.join(cfg[k + '_sets'])}`"
                      for k in ("uniform", "mp") if cfg.get(k + "_sets")) +
-             ". Plot: [results/pareto-" + scale + ".png](results/pareto-" + scale + ".png).", "",
+             (" and the uniform point's bits (it starts from that allocation)"
+              if cfg.get("mp_start_at_point") else "") +
+             ". Plot: [results/pareto-" + scale + ".png](results/pareto-" + scale + ".png)." +
+             (f" Incomplete (the uniform or the mixed run not trained yet): {', '.join(missing)};"
+              " rerun the command to add them." if missing else ""), "",
              "| uniform | KB | top-1 % | best mixed precision ≤ that size | KB | top-1 % | delta |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -228,6 +233,7 @@ def main() -> int:
     args = ap.parse_args()
     cfg, out = SCALES[args.scale], REPO / "runs" / f"pareto-{args.scale}"
     records = None if args.retrain or not cfg.get("per_point") else RECORDS / f"pareto-{args.scale}"
+    missing = []
     if cfg.get("per_point"):  # smallest sizes first: uniform W2A2, then mixed at its size, ...
         uniform, mp = [], []
         names = [label(p).replace(" ", "") for p, _ in uniform_points(cfg)]
@@ -240,6 +246,10 @@ def main() -> int:
                 uniform += uniform_runs(cfg, out / "uniform", records, i, train_missing)
             if args.part != "uniform":
                 mp += matched(cfg, out / "matched", records, i, train_missing)
+        done_u = {label(p["params"]) for p in uniform}
+        done_m = {p["params"].get("budget") for p in mp}
+        missing = [label(p) for p, _ in uniform_points(cfg)
+                   if label(p) not in done_u or "size of " + label(p) not in done_m]
     else:
         if args.part != "mixed":
             uniform = sweep(cfg["uniform"], cfg["uniform_params"], out / "uniform")["trials"]
@@ -261,7 +271,7 @@ def main() -> int:
     result = REPO / "benchmarks" / "results" / f"pareto-{args.scale}.json"
     result.write_text(json.dumps({"benchmark": "pareto", "scale": args.scale, "mixed": mp,
                                   "uniform": uniform, "comparison": rows}, indent=2) + "\n")
-    update_section(f"pareto-{args.scale}", table(args.scale, rows, cfg))
+    update_section(f"pareto-{args.scale}", table(args.scale, rows, cfg, missing))
     print(f"wrote {result}, {plot} and benchmarks/results.md")
     return 0
 
