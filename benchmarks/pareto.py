@@ -141,7 +141,8 @@ def uniform_runs(cfg: dict, out: Path, records: Path = None, only: int = None,
         name = label(params).replace(" ", "")
         sets = sets + cfg.get("uniform_sets", [])
         run = out / name
-        m = lowbit_train(cfg["uniform"], run, sets, records / f"uniform-{name}.json", train_missing)
+        m = lowbit_train(cfg["uniform"], run, sets, records and records / f"uniform-{name}.json",
+                         train_missing)
         if m is not None:
             points.append(point(str(run), params, m))
     return points
@@ -258,7 +259,8 @@ def main() -> int:
             if args.match or cfg.get("match"):
                 mp += matched(cfg, out / "matched")
     if args.part != "all":
-        print(f"trained the {args.part} runs; rerun with --part all for the table and plot")
+        then = "--recorded" if cfg.get("per_point") else "--part all"
+        print(f"trained the {args.part} runs; rerun with {then} for the table and plot")
         return 0
     from lowbit.report.pareto import save_pareto_plot
 
