@@ -5,6 +5,8 @@
     python benchmarks/pareto.py --scale mlp --match   # also mixed precision at each uniform size
     python benchmarks/pareto.py --scale resnet20 --part uniform & \
         python benchmarks/pareto.py --scale resnet20 --part mixed     # the two halves on two cores
+    python benchmarks/pareto.py --scale resnet20 --points W8A8         # one uniform point and its mixed run
+    python benchmarks/pareto.py --scale resnet20 --recorded           # table and plot from the records
 
 Two ``lowbit sweep`` runs on the same model, data and epochs: the mixed-precision recipe over
 weight budgets (average bits), and plain LSQ QAT over uniform bit-widths (for ResNet-20 the
