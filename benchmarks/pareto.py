@@ -131,54 +131,41 @@ def settings_hash(recipe: str, sets: list) -> str:
     return hashlib.sha256(json.dumps([recipe, sets]).encode()).hexdigest()[:8]
 
 
-def uniform_runs(cfg: dict, out: Path, records: Path = None, only: int = None,
-                 train_missing: bool = True) -> list:
-    """The uniform points (or the ``only``-th) as separate runs, what ``--param`` would sweep."""
+def uniform_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = None,
+                train_missing: bool = True):
+    """One uniform point as its own run (what ``--param`` would sweep); None if not trained."""
     from lowbit.sweep import point
 
-    points = []
-    for i, (params, sets) in enumerate(uniform_points(cfg)):
-        if only is not None and i != only:
-            continue
-        name = label(params).replace(" ", "")
-        sets = sets + cfg.get("uniform_sets", [])
-        run = out / name
-        m = lowbit_train(cfg["uniform"], run, sets, records and records / f"uniform-{name}.json",
-                         train_missing)
-        if m is not None:
-            points.append(point(str(run), params, m))
-    return points
+    name = label(params).replace(" ", "")
+    run = out / name
+    m = lowbit_train(cfg["uniform"], run, sets + cfg.get("uniform_sets", []),
+                     records and records / f"uniform-{name}.json", train_missing)
+    return None if m is None else point(str(run), params, m)
 
 
-def matched(cfg: dict, out: Path, records: Path = None, only: int = None,
-            train_missing: bool = True) -> list:
-    """One mixed-precision run per uniform point, its budget that point's weight and activation
-    sizes in KB (the same counts the budget penalty uses), resumable like a sweep.
+def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = None,
+                train_missing: bool = True):
+    """A mixed-precision run whose budget is the uniform point's weight and activation sizes
+    in KB (the same counts the budget penalty uses); None if not trained.
 
     The sizes come from the uniform recipe run for 0 epochs: packed weight bits and activation
     bits are fixed by the bit-widths, so they equal the trained run's (minutes, not hours, and
-    these runs need not wait for the uniform sweep)."""
+    these runs need not wait for the uniform ones)."""
     from lowbit.sweep import point
 
-    points = []
-    for i, (params, sets) in enumerate(uniform_points(cfg)):
-        if only is not None and i != only:
-            continue
-        name = label(params).replace(" ", "")
-        m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + ["phases.0.epochs=0"],
-                         records and records / f"sizes-{name}.json", train_missing)
-        if m is None:
-            continue
-        budget = [f"methods.0.args.{k}={v}" for k, v in (
-            ("weight_avg_bits", "null"), ("act_avg_bits", "null"),  # exact KB: bits / 8192
-            ("weight_kb", repr(m["weight_bits_total"] / 8 / KB)), ("act_kb", repr(m["act_bits_total"] / 8 / KB)))]
-        run = out / f"at-{name}"
-        m = lowbit_train(cfg["mp"], run, budget + cfg.get("mp_sets", []) +
-                         (sets if cfg.get("mp_start_at_point") else []),
-                         records and records / f"matched-{name}.json", train_missing)
-        if m is not None:
-            points.append(point(str(run), {"budget": "size of " + label(params)}, m))
-    return points
+    name = label(params).replace(" ", "")
+    m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + ["phases.0.epochs=0"],
+                     records and records / f"sizes-{name}.json", train_missing)
+    if m is None:
+        return None
+    budget = [f"methods.0.args.{k}={v}" for k, v in (
+        ("weight_avg_bits", "null"), ("act_avg_bits", "null"),  # exact KB: bits / 8192
+        ("weight_kb", repr(m["weight_bits_total"] / 8 / KB)), ("act_kb", repr(m["act_bits_total"] / 8 / KB)))]
+    run = out / f"at-{name}"
+    m = lowbit_train(cfg["mp"], run, budget + cfg.get("mp_sets", []) +
+                     (sets if cfg.get("mp_start_at_point") else []),
+                     records and records / f"matched-{name}.json", train_missing)
+    return None if m is None else point(str(run), {"budget": "size of " + label(params)}, m)
 
 
 def compare(mp: list, uniform: list) -> list:
@@ -239,27 +226,28 @@ def main() -> int:
     missing = []
     if cfg.get("per_point"):  # smallest sizes first: uniform W2A2, then mixed at its size, ...
         uniform, mp = [], []
-        names = [label(p).replace(" ", "") for p, _ in uniform_points(cfg)]
+        names = {label(p).replace(" ", ""): (p, sets) for p, sets in uniform_points(cfg)}
         wanted = [n for n in args.points.split(",") if n]
         if set(wanted) - set(names):
             ap.error(f"--points: unknown {sorted(set(wanted) - set(names))}; valid: {','.join(names)}")
-        for i, name in enumerate(names):
+        for name, (params, sets) in names.items():
             train_missing = not args.recorded and (not wanted or name in wanted)
+            u = m = None
             if args.part != "mixed":
-                uniform += uniform_runs(cfg, out / "uniform", records, i, train_missing)
+                u = uniform_run(cfg, params, sets, out / "uniform", records, train_missing)
+                uniform += [u] if u else []
             if args.part != "uniform":
-                mp += matched(cfg, out / "matched", records, i, train_missing)
-        done_u = {label(p["params"]) for p in uniform}
-        done_m = {p["params"].get("budget") for p in mp}
-        missing = [label(p) for p, _ in uniform_points(cfg)
-                   if label(p) not in done_u or "size of " + label(p) not in done_m]
+                m = matched_run(cfg, params, sets, out / "matched", records, train_missing)
+                mp += [m] if m else []
+            if u is None or m is None:
+                missing.append(label(params))
     else:
         if args.part != "mixed":
             uniform = sweep(cfg["uniform"], cfg["uniform_params"], out / "uniform")["trials"]
         if args.part != "uniform":
             mp = sweep(cfg["mp"], cfg["mp_params"], out / "mixed")["trials"] if cfg["mp_params"] else []
             if args.match or cfg.get("match"):
-                mp += matched(cfg, out / "matched")
+                mp += [matched_run(cfg, params, sets, out / "matched") for params, sets in uniform_points(cfg)]
     if args.part != "all":
         then = "--recorded" if cfg.get("per_point") else "--part all"
         print(f"trained the {args.part} runs; rerun with {then} for the table and plot")
