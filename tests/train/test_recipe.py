@@ -21,6 +21,7 @@ def test_tiny_recipe_builds_frozen_dataclasses():
     ("optim.lr=fast", "optim.lr: expected a number, got 'fast'"),
     ("optim.lrr=0.1", "did you mean 'lr'"),
     ("phases.0.epochs=-1", "epochs must be >= 0"),
+    ("phases.1.quant_lr=-0.1", "phase 'both' quant_lr must be >= 0"),
     ("phases.5.epochs=1", "no list item 5"),
     ("quant.weight.bits=17", "bits must be in 1..16, got 17"),
     ("quant.weight.kind=lsqq", "unknown quantizer kind 'lsqq'"),

@@ -71,3 +71,24 @@ def test_zero_epoch_ptq_recipe_with_a_method_writes_every_output(tmp_path):
         assert (out / name).is_file(), name
     assert metrics["steps"] == 0 and metrics["weight_avg_bits"] < 32
     assert "qgt" in json.loads((out / "report.json").read_text())["methods"]
+
+
+def _quantizer_and_weight_state(quant_lr, epochs, tmp_path):
+    from lowbit.nn.control import quantizer_parameters
+
+    data = tiny_recipe(quant=True, epochs=(epochs, 0), limit=2000)
+    data["phases"][0]["quant_lr"] = quant_lr
+    t = Trainer(recipe_from_dict(data), tmp_path / f"run-{quant_lr}-{epochs}", verbose=False)
+    t.run()
+    quant = [p.detach().clone() for p in quantizer_parameters(t.model)]
+    weights = [m.weight.detach().clone() for _, m, _ in weight_quantizers(t.model)]
+    return quant, weights
+
+
+def test_a_phase_quant_lr_sets_the_quantizer_learning_rate_of_that_phase(tmp_path):
+    q0, w0 = _quantizer_and_weight_state(None, 0, tmp_path)  # calibrated, untrained
+    q_frozen, w_frozen = _quantizer_and_weight_state(0.0, 0.5, tmp_path)
+    q_moving, _ = _quantizer_and_weight_state(None, 0.5, tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(q0, q_frozen)), "quant_lr 0 holds the steps"
+    assert not all(torch.equal(a, b) for a, b in zip(w0, w_frozen)), "the weights still train"
+    assert not all(torch.equal(a, b) for a, b in zip(q0, q_moving)), "by default the steps learn"

@@ -19,7 +19,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -166,7 +166,8 @@ class Trainer:
         spe, total, n_epochs = self._phase_lengths(p)
         base_lr = p.lr or self.recipe.optim.lr
         extra = [q for m in self.methods for q in m.parameters()]
-        self.optimizer = build_optimizer(self.model, self.recipe.optim, base_lr, extra)
+        optim_cfg = self.recipe.optim if p.quant_lr is None else replace(self.recipe.optim, quant_lr=p.quant_lr)
+        self.optimizer = build_optimizer(self.model, optim_cfg, base_lr, extra)
         self.ctx.optimizer = self.optimizer
         if getattr(self, "_pending_optimizer", None) is not None:
             self.optimizer.load_state_dict(self._pending_optimizer)

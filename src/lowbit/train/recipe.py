@@ -132,7 +132,10 @@ class ScheduleConfig:
 class PhaseConfig:
     """One phase: length, learning rate, and what is quantized, re-bitted, frozen or learned.
 
-    ``None`` leaves a setting as the previous phase left it. ``methods`` gives per-phase
+    ``None`` leaves a setting as the previous phase left it (``lr`` and ``quant_lr``: the
+    optim section's). ``quant_lr`` is the quantizer parameters' peak learning rate in this
+    phase only, e.g. fast while bit-widths are learned, slow while steps are fine-tuned.
+    ``methods`` gives per-phase
     arguments to the recipe's methods (e.g. ``{budget: {beta: 0}}``); a method named in
     ``disable_methods`` adds no loss and runs no hooks in this phase.
     """
@@ -140,6 +143,7 @@ class PhaseConfig:
     name: str = "train"
     epochs: float = 1.0
     lr: Optional[float] = None
+    quant_lr: Optional[float] = None
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     quantize_weights: Optional[bool] = None
     quantize_acts: Optional[bool] = None
@@ -156,6 +160,8 @@ class PhaseConfig:
         _positive(f"phase {self.name!r} epochs", self.epochs, allow_zero=True)
         if self.lr is not None:
             _positive(f"phase {self.name!r} lr", self.lr)
+        if self.quant_lr is not None:
+            _positive(f"phase {self.name!r} quant_lr", self.quant_lr, allow_zero=True)
         for name in ("weight_bits", "act_bits"):
             bits = getattr(self, name)
             if bits is not None and not 1 <= bits <= 16:
