@@ -183,3 +183,18 @@ def test_ste_through_fake_quantize_property(x, scale, bits):
     r = torch.round(x_t.detach() / s)
     inside = (r >= qmin) & (r <= qmax)
     assert torch.allclose(x_t.grad, inside.float(), atol=1e-6)
+
+
+@given(st.integers(min_value=1, max_value=2 ** 15), st.floats(min_value=-0.49, max_value=0.49))
+def test_fill_levels_keeps_the_bit_width_and_fills_it(n, jitter):
+    from lowbit.ops import fill_levels_ste
+    from lowbit.quantizers.learned_range import bits_from_levels
+
+    x = torch.tensor([n + jitter], dtype=torch.float32, requires_grad=True)
+    full = fill_levels_ste(x)
+    for signed in (True, False):
+        assert torch.equal(bits_from_levels(full.detach(), signed), bits_from_levels(torch.tensor([float(n)]), signed))
+    assert float(full.detach()) >= n and torch.equal(fill_levels_ste(full.detach()), full.detach())
+    assert int(full.detach()) + 1 == 2 ** int(bits_from_levels(torch.tensor([float(n)]), False))
+    full.sum().backward()
+    assert float(x.grad) == 1.0

@@ -270,3 +270,35 @@ def test_learned_range_unsigned_activation():
     y = q(x)
     assert float(y.detach().min()) >= 0 and torch.equal(q.dequantize(q.quantize(x)), y)
     assert int(q.quantize(x).max()) == 15
+
+
+def test_learned_range_fill_levels_uses_every_level_the_bits_pay_for():
+    """Without fill_levels the penalty's gradient pushes q+/d down inside a bit-width (n = 3 ->
+    2 at 2 unsigned bits: 3 levels for the price of 4); with it the grid stays full."""
+    torch.manual_seed(8)
+    w = torch.randn(4, 8)
+    q = _lr_quantizer(bits=6, bits_min=2, bits_max=8, fill_levels=True)
+    q.init_from_tensor(w)
+    ratio = torch.tensor([1.2, 2.2, 4.4, 9.0])  # 2, 3, 4, 5 bits signed
+    q.set_step_and_range(qplus=q.effective_step() * ratio)
+    assert q.channel_bits().tolist() == [2, 3, 4, 5]
+    assert q.levels().tolist() == [1, 3, 7, 15]
+    assert int(q.quantize(w * 100).abs().max()) == 15
+    assert torch.equal(q.dequantize(q.quantize(w)), q(w).detach())
+    q.project_()  # keeps q+ where it was inside each bit-width, so it can keep moving
+    assert torch.allclose(q.qplus, q.effective_step() * ratio)
+    b = q.bit_tensor()
+    assert torch.equal(b.detach().int(), q.channel_bits())
+    b.sum().backward()
+    assert float(q.log2_qplus.grad.abs().sum()) > 0, "the penalty still reaches q+"
+    q.set_learn_bits(False)  # fine-tuning keeps the full grids
+    assert q.levels().tolist() == [1, 3, 7, 15]
+
+
+def test_learned_range_fill_levels_unsigned():
+    x = torch.rand(16, 8) * 3
+    q = make_quantizer(QuantizerConfig(kind="learned_range", bits=2, fill_levels=True), "act")
+    q.init_from_tensor(x)
+    q.set_step_and_range(qplus=q.effective_step() * 2.0)  # n = 2: still 2 bits
+    assert q.channel_bits().item() == 2 and q.levels().item() == 3
+    assert int(q.quantize(x * 100).max()) == 3

@@ -38,6 +38,21 @@ class CeilSTE(Function):
         return g
 
 
+class FillLevelsSTE(Function):
+    """Level count -> the largest level count of the same integer bit-width; identity gradient.
+
+    Codes in [-n, n] (or [0, n]) need ``ceil(log2(n + 1))`` magnitude bits, and those bits hold
+    up to ``2**ceil(log2(n + 1)) - 1`` levels: n = 2 -> 3, n = 4 -> 7, n = 9 -> 15."""
+
+    @staticmethod
+    def forward(ctx, n):
+        return torch.exp2(torch.ceil(torch.log2(torch.round(n) + 1))) - 1
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
 def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Return ``x`` unchanged with its gradient multiplied by ``factor``."""
     return GradScale.apply(x, factor)
@@ -46,3 +61,12 @@ def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
 def ceil_ste(x: torch.Tensor) -> torch.Tensor:
     """ceil(x) whose gradient is the identity."""
     return CeilSTE.apply(x)
+
+
+def fill_levels_ste(n: torch.Tensor) -> torch.Tensor:
+    """The full level count of the bit-width that ``round(n)`` levels need; gradient identity.
+
+    >>> fill_levels_ste(torch.tensor([1.0, 2.0, 2.6, 4.0, 9.0]))
+    tensor([ 1.,  3.,  3.,  7., 15.])
+    """
+    return FillLevelsSTE.apply(n)

@@ -45,6 +45,8 @@ class QuantizerConfig:
     observer: calibration rule (minmax, percentile, gaussian, mse) with ``percentile`` and
       ``gaussian_k``.
     bits_min/bits_max/learn_bits: bounds and switch for learned bit-widths (learned_range).
+    fill_levels: learned_range uses every level its integer bit-width pays for (n = 2 -> 3
+      at 2 unsigned bits), so the learned range acts only through the bit-width.
     threshold/eps: the ratio threshold lambda and epsilon of the nested quantizer.
     """
 
@@ -67,6 +69,7 @@ class QuantizerConfig:
     bits_min: int = 2
     bits_max: int = 8
     learn_bits: bool = True
+    fill_levels: bool = False
     threshold: float = 1e-3
     eps: float = 1e-8
 

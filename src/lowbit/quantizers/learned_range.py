@@ -11,6 +11,13 @@ through round and ceil of ``log2(q+/d + 1)``), which the memory-budget penalty u
 Bits stay in [bits_min, bits_max] because q+/d is clamped to [n_min, n_max] in the forward
 pass and projected back after every optimizer step.
 
+**Filled grids** (``fill_levels: true``). n = round(q+/d) may sit anywhere inside its bit-width:
+n = 2 and n = 3 both take 2 unsigned bits, but n = 2 uses 3 of the 4 codes. The budget
+penalty's straight-through gradient pushes q+ down inside a bit-width although that saves
+nothing, so without this option learned grids end with unused codes. With it the forward pass,
+the levels, the accounting and the export use ``2**ceil(log2(n + 1)) - 1`` levels (every code
+of the integer bits) while q+ itself keeps moving continuously between bit-widths.
+
 With ``learn_bits=False`` (homogeneous phases) the range is tied to the step,
 ``q+ = d * n_max(bits)``, and only d learns, as in LSQ. Switching it off *after* bits were
 learned ties each slice to the levels it has reached (``tied_levels``), so a fine-tuning phase
@@ -31,7 +38,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..ops.gradients import ceil_ste, grad_scale
+from ..ops.gradients import ceil_ste, fill_levels_ste, grad_scale
 from ..ops.ranges import check_bits
 from ..ops.kernels import fast_clip_round
 from ..ops.rounding import round_ste
@@ -102,6 +109,12 @@ class LearnedRangeQuantizer(Quantizer):
         if not self.learn_bits:  # the configured width (``self.bits`` would recurse via levels())
             n_cfg = levels_for_bits(int(self._bits), self.signed)
             return d * torch.where(self.tied_levels > 0, self.tied_levels, torch.full_like(d, n_cfg))
+        q = self._clamped_range(d)
+        # fill_levels: the grid gets every level of the integer bits q/d needs; q+ still moves
+        # continuously (the gradient passes straight through), so it acts as the bit-width only
+        return d * fill_levels_ste(q / d) if self.config.fill_levels else q
+
+    def _clamped_range(self, d: torch.Tensor) -> torch.Tensor:
         n_min, n_max = self._level_bounds()
         return torch.clamp(self.qplus, d * n_min, d * n_max)
 
@@ -163,7 +176,8 @@ class LearnedRangeQuantizer(Quantizer):
 
     def project_(self) -> None:
         if bool(self.initialized) and self._signed is not None and self.learn_bits:
-            self.set_step_and_range(qplus=self.effective_range())
+            # the clamp only: snapping q+ onto the filled grid would undo every move inside a bit
+            self.set_step_and_range(qplus=self._clamped_range(self.effective_step()))
 
     def get_extra_state(self):
         return {**super().get_extra_state(), "learn_bits": self.learn_bits}
