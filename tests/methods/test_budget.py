@@ -159,3 +159,22 @@ def test_tight_budget_is_met_bits_change_every_phi_and_frozen_phase_is_still(tmp
     after = {n: p for n, q in quantizers(t.model) for n, p in q.named_parameters(prefix=n)}
     assert frozen and all(torch.equal(frozen[n], after[n]) for n in frozen)
     assert m["top1"] > 80.0
+
+
+def test_filled_grids_meet_the_budget_and_use_every_code(tmp_path):
+    from lowbit.quantizers.learned_range import levels_for_bits
+    from lowbit.train.restore import load_run
+
+    data = _three_phase_recipe(3.0, phi=5)
+    for side in ("weight", "act"):
+        data["quant"][side]["fill_levels"] = True
+    t = Trainer(recipe_from_dict(data), tmp_path, verbose=False)
+    m = t.run()
+    assert m["weight_bits_total"] <= 3.0 * (784 * 64 + 64 * 10) * 1.01
+    for name, q in quantizers(t.model):
+        bits = q.channel_bits().reshape(-1).tolist()
+        full = [levels_for_bits(b, q.signed) for b in bits]
+        assert q.levels().reshape(-1).tolist() == full, name
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(load_run(tmp_path).model(x), t.model.eval()(x)), "the run folder rebuilds it"
+    assert m["top1"] > 80.0
