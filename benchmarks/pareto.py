@@ -64,6 +64,7 @@ SCALES = {
                  "mp_sets": ["phases.0.epochs=1", "phases.1.epochs=2", "phases.2.epochs=2",
                              "phases.2.freeze_quantizers=false", "phases.2.learn_bits=false",
                              "optim.quant_lr=0.08", "methods.0.args.margin=0.001",
+                             "quant.weight.fill_levels=true", "quant.act.fill_levels=true",
                              'quant.overrides=[{pattern: "@first", weight: {bits: 8}, act: {bits: 8}}, '
                              '{pattern: "@last", weight: {bits: 8}, act: {bits: 8}}]'],
                  "uniform": "resnet20-cifar10-w4a4", "uniform_sets": ["phases.0.epochs=5"],
