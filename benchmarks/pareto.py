@@ -52,7 +52,7 @@ SCALES = {
     # instead of freezing every quantizer parameter: +0.6 top-1 on mlp-mnist-mp (docs/methods.md).
     # quant_lr 0.08, not the recipe's 0.02: with phi = 20 a 2-epoch precision phase updates
     # the ranges 39 times, and at 0.02 the bits fell from 6 only to ~4 (154.7 KB of weights
-    # for a 66.9 KB target); log2(q+/d) moves about 3 x quant_lr per update, 6 -> 2 bits needs ~5
+    # for a 66.9 KB target); log2(q+/d) moves about 3 x quant_lr per update.
     # Each mixed run starts from its uniform point's allocation (pre-training at that point's
     # bits, first and last layer at 8, so it starts exactly at the budget) and learns how to
     # reallocate it. Pre-training at 6 bits instead and descending to W2A2's size in 2 epochs
@@ -60,6 +60,8 @@ SCALES = {
     # margin 0.001, not 1%: at W2A2's size every layer but the first and last is at bits_min,
     # so aiming 1% under the budget could only take bits from the input image and the first
     # and last layers (the input fell to 2 bits and top-1 to 16% mid-precision-phase).
+    # fill_levels on both sides: without it the penalty's straight-through gradient leaves learned
+    # grids with codes unused (n = 2 of 3 at 2 bits); with it the mixed runs gained 0.4-0.8 top-1.
     "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": [], "mp_start_at_point": True,
                  "mp_sets": ["phases.0.epochs=1", "phases.1.epochs=2", "phases.2.epochs=2",
                              "phases.2.freeze_quantizers=false", "phases.2.learn_bits=false",
