@@ -7,6 +7,7 @@
         python benchmarks/pareto.py --scale resnet20 --part mixed     # the two halves on two cores
     python benchmarks/pareto.py --scale resnet20 --points W8A8         # one uniform point and its mixed run
     python benchmarks/pareto.py --scale resnet20 --recorded           # table and plot from the records
+    python benchmarks/pareto.py --scale resnet20-res8   # the same with integer residual adds (8-bit start)
 
 Two ``lowbit sweep`` runs on the same model, data and epochs: the mixed-precision recipe over
 weight budgets (average bits), and plain LSQ QAT over uniform bit-widths (for ResNet-20 the
@@ -73,6 +74,16 @@ SCALES = {
                  "uniform_params": ["quant.weight.bits+quant.act.bits=2,3,4,8"], "match": True,
                  "per_point": True},
 }
+# Integer residual adds on both sides: the inputs of every residual add quantized, starting at
+# 8 bits (uniform keeps them at 8; mixed precision learns their bits like any other activation).
+# The resnet20 front keeps them in float, which is 672 of W2A2's 726 KB of activations that
+# neither side can change; an integer-only deployment has to quantize them anyway.
+_FIRST_LAST = '{pattern: "@first", weight: {bits: 8}, act: {bits: 8}}, {pattern: "@last", weight: {bits: 8}, act: {bits: 8}}'
+_RES8 = ["quant.residual=true", f'quant.overrides=[{_FIRST_LAST}, {{pattern: "*.add", act: {{bits: 8}}}}]']
+SCALES["resnet20-res8"] = {
+    **SCALES["resnet20"],
+    "mp_sets": [s for s in SCALES["resnet20"]["mp_sets"] if not s.startswith("quant.overrides=")] + _RES8,
+    "uniform_sets": SCALES["resnet20"]["uniform_sets"] + _RES8}
 RECORDS = REPO / "benchmarks" / "results"
 
 
@@ -157,7 +168,8 @@ def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
     from lowbit.sweep import point
 
     name = label(params).replace(" ", "")
-    m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + ["phases.0.epochs=0"],
+    shape = [s for s in cfg.get("uniform_sets", []) if not s.startswith("phases.")]  # not its epochs
+    m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + shape + ["phases.0.epochs=0"],
                      records and records / f"sizes-{name}.json", train_missing)
     if m is None:
         return None

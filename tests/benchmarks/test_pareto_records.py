@@ -64,3 +64,56 @@ def test_changed_settings_train_in_a_new_folder(pareto, tmp_path):
     pareto.lowbit_train("r", tmp_path / "runs" / "a", ["a=2"], record)
     folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(folders) == 2 and all(f.startswith("a-") for f in folders)
+
+
+def test_res8_front_quantizes_residual_adds_on_both_sides(pareto):
+    """Like for like: uniform and mixed runs both quantize the residual adds from 8 bits, and
+    the mixed run otherwise keeps the resnet20 front's settings (one override list, not two)."""
+    base, res8 = pareto.SCALES["resnet20"], pareto.SCALES["resnet20-res8"]
+    for side in ("uniform_sets", "mp_sets"):
+        sets = res8[side]
+        overrides = [s for s in sets if s.startswith("quant.overrides=")]
+        assert "quant.residual=true" in sets and len(overrides) == 1
+        assert '{pattern: "*.add", act: {bits: 8}}' in overrides[0]
+        assert '"@first"' in overrides[0] and '"@last"' in overrides[0]
+    kept = [s for s in base["mp_sets"] if not s.startswith("quant.overrides=")]
+    assert res8["mp_sets"][:len(kept)] == kept
+    assert pareto.uniform_points(res8) == pareto.uniform_points(base)
+
+
+def test_res8_settings_parse_into_the_recipes(pareto):
+    """The --set lists are valid for their recipes (a typo would only show hours into a run)."""
+    from lowbit.train.recipe import load_recipe
+
+    res8 = pareto.SCALES["resnet20-res8"]
+    for recipe, sets in ((res8["uniform"], res8["uniform_sets"]), (res8["mp"], res8["mp_sets"])):
+        cfg = load_recipe(recipe, sets)
+        assert cfg.quant.residual is True
+        assert [o.pattern for o in cfg.quant.overrides] == ["@first", "@last", "*.add"]
+
+
+@pytest.mark.parametrize("scale", ["resnet20", "resnet20-res8"])
+def test_matched_budget_is_the_uniform_points_own_size(pareto, monkeypatch, scale):
+    """The 0-epoch sizes run carries the uniform side's quantizer settings (residual adds
+    included for res8), so the mixed run's budget is the size of the point it is compared with;
+    for resnet20 its --set list is unchanged, so the recorded front stays valid."""
+    calls = []
+
+    def fake_train(recipe, run, extra):
+        calls.append(extra[2::2])  # ["--quiet", "--set", v1, "--set", v2, ...] -> the values
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "metrics.json").write_text(json.dumps(
+            {"top1": 50.0, "weight_bits_total": 8192 * 3, "act_bits_total": 8192 * 5,
+             "size_bytes_packed": 3100, "seconds": 1.0}))
+        return 0
+
+    monkeypatch.setattr(pareto, "train", fake_train)
+    cfg = pareto.SCALES[scale]
+    params, sets = pareto.uniform_points(cfg)[0]
+    pareto.matched_run(cfg, params, sets, pareto.REPO / "runs")
+    sizes, mixed = calls
+    assert sizes[-1] == "phases.0.epochs=0" and "phases.0.epochs=5" not in sizes
+    assert ("quant.residual=true" in sizes) == (scale == "resnet20-res8")
+    if scale == "resnet20":
+        assert sizes == ["quant.weight.bits=2", "quant.act.bits=2", "phases.0.epochs=0"]
+    assert "methods.0.args.weight_kb=3.0" in mixed and "methods.0.args.act_kb=5.0" in mixed
