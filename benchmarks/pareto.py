@@ -8,6 +8,8 @@
     python benchmarks/pareto.py --scale resnet20 --points W8A8         # one uniform point and its mixed run
     python benchmarks/pareto.py --scale resnet20 --recorded           # table and plot from the records
     python benchmarks/pareto.py --scale resnet20-res8   # the same with integer residual adds (8-bit start)
+    python benchmarks/pareto.py --scale resnet20-res8 --points W4A4 \
+        --ablation quantlr002 phases.1.quant_lr=0.02  # a mixed run with extra settings, recorded apart
 
 Two ``lowbit sweep`` runs on the same model, data and epochs: the mixed-precision recipe over
 weight budgets (average bits), and plain LSQ QAT over uniform bit-widths (for ResNet-20 the
@@ -42,6 +44,8 @@ from results_md import update_section  # noqa: E402
 from run_recipes import train  # noqa: E402
 
 KB = 1024
+# First and last layer at 8 bits (what the uniform recipe already sets), as a --set value.
+_FIRST_LAST = '{pattern: "@first", weight: {bits: 8}, act: {bits: 8}}, {pattern: "@last", weight: {bits: 8}, act: {bits: 8}}'
 SCALES = {
     "mlp": {"mp": "mlp-mnist-mp", "mp_params": ["methods.0.args.weight_avg_bits=2,3,4",
                                                   "methods.0.args.act_avg_bits=2,4"],
@@ -68,8 +72,7 @@ SCALES = {
                              "phases.2.freeze_quantizers=false", "phases.2.learn_bits=false",
                              "optim.quant_lr=0.08", "methods.0.args.margin=0.001",
                              "quant.weight.fill_levels=true", "quant.act.fill_levels=true",
-                             'quant.overrides=[{pattern: "@first", weight: {bits: 8}, act: {bits: 8}}, '
-                             '{pattern: "@last", weight: {bits: 8}, act: {bits: 8}}]'],
+                             f'quant.overrides=[{_FIRST_LAST}]'],
                  "uniform": "resnet20-cifar10-w4a4", "uniform_sets": ["phases.0.epochs=5"],
                  "uniform_params": ["quant.weight.bits+quant.act.bits=2,3,4,8"], "match": True,
                  "per_point": True},
@@ -78,12 +81,13 @@ SCALES = {
 # 8 bits (uniform keeps them at 8; mixed precision learns their bits like any other activation).
 # The resnet20 front keeps them in float, which is 672 of W2A2's 726 KB of activations that
 # neither side can change; an integer-only deployment has to quantize them anyway.
-_FIRST_LAST = '{pattern: "@first", weight: {bits: 8}, act: {bits: 8}}, {pattern: "@last", weight: {bits: 8}, act: {bits: 8}}'
+# quant_sets: the uniform side's quantizer settings, used by its runs and by the 0-epoch run
+# that measures its size (the mixed run's budget); the mixed side gets them in mp_sets.
 _RES8 = ["quant.residual=true", f'quant.overrides=[{_FIRST_LAST}, {{pattern: "*.add", act: {{bits: 8}}}}]']
 SCALES["resnet20-res8"] = {
     **SCALES["resnet20"],
     "mp_sets": [s for s in SCALES["resnet20"]["mp_sets"] if not s.startswith("quant.overrides=")] + _RES8,
-    "uniform_sets": SCALES["resnet20"]["uniform_sets"] + _RES8}
+    "quant_sets": _RES8}
 RECORDS = REPO / "benchmarks" / "results"
 
 
@@ -152,15 +156,18 @@ def uniform_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
 
     name = label(params).replace(" ", "")
     run = out / name
-    m = lowbit_train(cfg["uniform"], run, sets + cfg.get("uniform_sets", []),
+    m = lowbit_train(cfg["uniform"], run, sets + cfg.get("uniform_sets", []) + cfg.get("quant_sets", []),
                      records and records / f"uniform-{name}.json", train_missing)
     return None if m is None else point(str(run), params, m)
 
 
 def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = None,
-                train_missing: bool = True):
+                train_missing: bool = True, ablation: tuple = ()):
     """A mixed-precision run whose budget is the uniform point's weight and activation sizes
     in KB (the same counts the budget penalty uses); None if not trained.
+
+    ``ablation=(tag, extra_sets)`` appends ``extra_sets`` to the run's --set list and records
+    it as ``ablation-matched-NAME-TAG.json`` instead of the front's ``matched-NAME.json``.
 
     The sizes come from the uniform recipe run for 0 epochs: packed weight bits and activation
     bits are fixed by the bit-widths, so they equal the trained run's (minutes, not hours, and
@@ -168,18 +175,19 @@ def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
     from lowbit.sweep import point
 
     name = label(params).replace(" ", "")
-    shape = [s for s in cfg.get("uniform_sets", []) if not s.startswith("phases.")]  # not its epochs
-    m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + shape + ["phases.0.epochs=0"],
+    m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + cfg.get("quant_sets", []) + ["phases.0.epochs=0"],
                      records and records / f"sizes-{name}.json", train_missing)
     if m is None:
         return None
     budget = [f"methods.0.args.{k}={v}" for k, v in (
         ("weight_avg_bits", "null"), ("act_avg_bits", "null"),  # exact KB: bits / 8192
         ("weight_kb", repr(m["weight_bits_total"] / 8 / KB)), ("act_kb", repr(m["act_bits_total"] / 8 / KB)))]
-    run = out / f"at-{name}"
+    tag, extra = ablation or ("", [])
+    record = f"ablation-matched-{name}-{tag}.json" if tag else f"matched-{name}.json"
+    run = out / (f"at-{name}-{tag}" if tag else f"at-{name}")
     m = lowbit_train(cfg["mp"], run, budget + cfg.get("mp_sets", []) +
-                     (sets if cfg.get("mp_start_at_point") else []),
-                     records and records / f"matched-{name}.json", train_missing)
+                     (sets if cfg.get("mp_start_at_point") else []) + list(extra),
+                     records and records / record, train_missing)
     return None if m is None else point(str(run), {"budget": "size of " + label(params)}, m)
 
 
@@ -204,8 +212,9 @@ def table(scale: str, rows: list, cfg: dict, missing: list = ()) -> str:
              "no larger total size" + ("; `budget=size of Wx Ay` points are mixed-precision runs whose budget is that "
                                        "uniform point's weight and activation KB (`--match`)"
                                        if cfg.get("match") else "") +
-             "".join(f"; `{cfg[k]}` runs with `--set {' '.join(cfg[k + '_sets'])}`"
-                     for k in ("uniform", "mp") if cfg.get(k + "_sets")) +
+             "".join(f"; `{cfg[k]}` runs with `--set {' '.join(v)}`"
+                     for k, v in (("uniform", cfg.get("uniform_sets", []) + cfg.get("quant_sets", [])),
+                                  ("mp", cfg.get("mp_sets", []))) if v) +
              (" and the uniform point's bits (it starts from that allocation)"
               if cfg.get("mp_start_at_point") else "") +
              ". Plot: [results/pareto-" + scale + ".png](results/pareto-" + scale + ".png)." +
@@ -221,6 +230,19 @@ def table(scale: str, rows: list, cfg: dict, missing: list = ()) -> str:
     return "\n".join(lines)
 
 
+def ablate(ap, args, cfg: dict, out: Path, records: Path) -> int:
+    """--ablation TAG SET...: the mixed runs of --points with extra settings; prints their top-1."""
+    names = {label(p).replace(" ", ""): (p, sets) for p, sets in uniform_points(cfg)}
+    wanted = [n for n in args.points.split(",") if n]
+    if not cfg.get("per_point") or not wanted or set(wanted) - set(names):
+        ap.error(f"--ablation needs a per-point scale and --points from {','.join(names)}")
+    tag, extra = args.ablation[0], args.ablation[1:]
+    for name in wanted:
+        m = matched_run(cfg, *names[name], out / "ablation", records, ablation=(tag, extra))
+        print(f"mixed at the size of {name}, {tag}: top-1 {m['top1']:.2f}%, {m['size'] / KB:.1f} KB")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=sorted(SCALES), default="mlp")
@@ -233,12 +255,17 @@ def main() -> int:
                     help="per-point scales: only these uniform points and their mixed runs, e.g. W2A2,W3A3")
     ap.add_argument("--recorded", action="store_true",
                     help="per-point scales: train nothing, build the table and plot from the records")
+    ap.add_argument("--ablation", nargs="+", metavar=("TAG", "SET"),
+                    help="per-point scales: train only the mixed runs of --points with these extra "
+                         "--set values, recorded as ablation-matched-NAME-TAG.json (front untouched)")
     ap.add_argument("--retrain", action="store_true",
                     help="train every point even when benchmarks/results/pareto-SCALE/ records it")
     args = ap.parse_args()
     cfg, out = SCALES[args.scale], REPO / "runs" / f"pareto-{args.scale}"
     records = None if args.retrain or not cfg.get("per_point") else RECORDS / f"pareto-{args.scale}"
     missing = []
+    if args.ablation:
+        return ablate(ap, args, cfg, out, records)
     if cfg.get("per_point"):  # smallest sizes first: uniform W2A2, then mixed at its size, ...
         uniform, mp = [], []
         names = {label(p).replace(" ", ""): (p, sets) for p, sets in uniform_points(cfg)}

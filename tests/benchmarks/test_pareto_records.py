@@ -70,8 +70,7 @@ def test_res8_front_quantizes_residual_adds_on_both_sides(pareto):
     """Like for like: uniform and mixed runs both quantize the residual adds from 8 bits, and
     the mixed run otherwise keeps the resnet20 front's settings (one override list, not two)."""
     base, res8 = pareto.SCALES["resnet20"], pareto.SCALES["resnet20-res8"]
-    for side in ("uniform_sets", "mp_sets"):
-        sets = res8[side]
+    for sets in (res8["uniform_sets"] + res8["quant_sets"], res8["mp_sets"]):
         overrides = [s for s in sets if s.startswith("quant.overrides=")]
         assert "quant.residual=true" in sets and len(overrides) == 1
         assert '{pattern: "*.add", act: {bits: 8}}' in overrides[0]
@@ -86,7 +85,7 @@ def test_res8_settings_parse_into_the_recipes(pareto):
     from lowbit.train.recipe import load_recipe
 
     res8 = pareto.SCALES["resnet20-res8"]
-    for recipe, sets in ((res8["uniform"], res8["uniform_sets"]), (res8["mp"], res8["mp_sets"])):
+    for recipe, sets in ((res8["uniform"], res8["uniform_sets"] + res8["quant_sets"]), (res8["mp"], res8["mp_sets"])):
         cfg = load_recipe(recipe, sets)
         assert cfg.quant.residual is True
         assert [o.pattern for o in cfg.quant.overrides] == ["@first", "@last", "*.add"]
@@ -117,3 +116,25 @@ def test_matched_budget_is_the_uniform_points_own_size(pareto, monkeypatch, scal
     if scale == "resnet20":
         assert sizes == ["quant.weight.bits=2", "quant.act.bits=2", "phases.0.epochs=0"]
     assert "methods.0.args.weight_kb=3.0" in mixed and "methods.0.args.act_kb=5.0" in mixed
+
+
+def test_ablation_is_recorded_apart_from_the_front(pareto, monkeypatch, tmp_path):
+    """--ablation appends its settings to the mixed run and records it under its own name, so
+    the front's matched-NAME.json is neither reused for it nor overwritten by it."""
+    calls = []
+
+    def fake_train(recipe, run, extra):
+        calls.append(extra[2::2])
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "metrics.json").write_text(json.dumps(
+            {"top1": 50.0, "weight_bits_total": 8192, "act_bits_total": 8192,
+             "size_bytes_packed": 1024, "seconds": 1.0}))
+        return 0
+
+    monkeypatch.setattr(pareto, "train", fake_train)
+    cfg, records = pareto.SCALES["resnet20-res8"], tmp_path / "records"
+    params, sets = pareto.uniform_points(cfg)[2]
+    pareto.matched_run(cfg, params, sets, tmp_path / "runs", records, ablation=("lr", ["phases.1.quant_lr=0.02"]))
+    assert sorted(p.name for p in records.iterdir()) == ["ablation-matched-W4A4-lr.json", "sizes-W4A4.json"]
+    assert calls[-1][-1] == "phases.1.quant_lr=0.02"
+    assert json.loads((records / "ablation-matched-W4A4-lr.json").read_text())["sets"] == calls[-1]
