@@ -22,6 +22,7 @@ def test_tiny_recipe_builds_frozen_dataclasses():
     ("optim.lrr=0.1", "did you mean 'lr'"),
     ("phases.0.epochs=-1", "epochs must be >= 0"),
     ("phases.1.quant_lr=-0.1", "phase 'both' quant_lr must be >= 0"),
+    ("phases.1.label_smoothing=1.0", "phase 'both' label_smoothing must be in [0, 1), got 1.0"),
     ("phases.5.epochs=1", "no list item 5"),
     ("quant.weight.bits=17", "bits must be in 1..16, got 17"),
     ("quant.weight.kind=lsqq", "unknown quantizer kind 'lsqq'"),

@@ -73,6 +73,26 @@ def test_zero_epoch_ptq_recipe_with_a_method_writes_every_output(tmp_path):
     assert "qgt" in json.loads((out / "report.json").read_text())["methods"]
 
 
+def test_a_phase_label_smoothing_replaces_the_optim_one_in_that_phase_only(tmp_path, monkeypatch):
+    import types
+
+    import lowbit.train.loop as loop
+
+    seen = []  # the label smoothing of every training step's loss, in order
+    real = loop.F.cross_entropy
+
+    def spy(logits, y, label_smoothing=0.0, **kw):
+        seen.append(label_smoothing)
+        return real(logits, y, label_smoothing=label_smoothing, **kw)
+
+    monkeypatch.setattr(loop, "F", types.SimpleNamespace(cross_entropy=spy))  # the loop's F only
+    data = tiny_recipe(quant=True, epochs=(0.1, 0.1), limit=2000)
+    data["optim"]["label_smoothing"] = 0.05
+    data["phases"][1]["label_smoothing"] = 0.2
+    Trainer(recipe_from_dict(data), tmp_path / "ls", verbose=False).run()
+    assert seen == [0.05] * 2 + [0.2] * 2, "2 steps a phase: the optim value, then the phase's"
+
+
 def _quantizer_and_weight_state(quant_lr, epochs, tmp_path):
     from lowbit.nn.control import quantizer_parameters
 

@@ -173,6 +173,8 @@ class Trainer:
             self.optimizer.load_state_dict(self._pending_optimizer)
             self._pending_optimizer = None
         self.ctx.phase_steps = total
+        self.label_smoothing = (self.recipe.optim.label_smoothing if p.label_smoothing is None
+                                else p.label_smoothing)
         train_model = self._wrap_model()
         for epoch in range(self.state.epoch_in_phase, n_epochs):
             steps = min(spe, total - epoch * spe)
@@ -213,7 +215,7 @@ class Trainer:
         self.ctx.lr = lr
         set_lr(self.optimizer, lr)
         logits = model(x)
-        task = F.cross_entropy(logits, y, label_smoothing=self.recipe.optim.label_smoothing)
+        task = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         weight = 1.0
         for m in self.methods:
             weight *= m.task_weight if m.active else 1.0

@@ -135,7 +135,8 @@ class PhaseConfig:
     ``None`` leaves a setting as the previous phase left it (``lr`` and ``quant_lr``: the
     optim section's). ``quant_lr`` is the quantizer parameters' peak learning rate in this
     phase only, e.g. fast while bit-widths are learned, slow while steps are fine-tuned.
-    ``methods`` gives per-phase
+    ``label_smoothing`` replaces the optim section's in this phase only (e.g. a final cycle
+    with smoothed targets). ``methods`` gives per-phase
     arguments to the recipe's methods (e.g. ``{budget: {beta: 0}}``); a method named in
     ``disable_methods`` adds no loss and runs no hooks in this phase.
     """
@@ -144,6 +145,7 @@ class PhaseConfig:
     epochs: float = 1.0
     lr: Optional[float] = None
     quant_lr: Optional[float] = None
+    label_smoothing: Optional[float] = None
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     quantize_weights: Optional[bool] = None
     quantize_acts: Optional[bool] = None
@@ -162,6 +164,8 @@ class PhaseConfig:
             _positive(f"phase {self.name!r} lr", self.lr)
         if self.quant_lr is not None:
             _positive(f"phase {self.name!r} quant_lr", self.quant_lr, allow_zero=True)
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"phase {self.name!r} label_smoothing must be in [0, 1), got {self.label_smoothing}")
         for name in ("weight_bits", "act_bits"):
             bits = getattr(self, name)
             if bits is not None and not 1 <= bits <= 16:
