@@ -118,13 +118,13 @@ def test_matched_budget_is_the_uniform_points_own_size(pareto, monkeypatch, scal
     assert "methods.0.args.weight_kb=3.0" in mixed and "methods.0.args.act_kb=5.0" in mixed
 
 
-def test_ablation_is_recorded_apart_from_the_front(pareto, monkeypatch, tmp_path):
-    """--ablation appends its settings to the mixed run and records it under its own name, so
-    the front's matched-NAME.json is neither reused for it nor overwritten by it."""
+def _record_train_calls(pareto, monkeypatch) -> list:
+    """Replace pareto's train with one that writes small metrics; returns the list each call's
+    --set values are appended to."""
     calls = []
 
     def fake_train(recipe, run, extra):
-        calls.append(extra[2::2])
+        calls.append(extra[2::2])  # ["--quiet", "--set", v1, "--set", v2, ...] -> the values
         run.mkdir(parents=True, exist_ok=True)
         (run / "metrics.json").write_text(json.dumps(
             {"top1": 50.0, "weight_bits_total": 8192, "act_bits_total": 8192,
@@ -132,9 +132,31 @@ def test_ablation_is_recorded_apart_from_the_front(pareto, monkeypatch, tmp_path
         return 0
 
     monkeypatch.setattr(pareto, "train", fake_train)
+    return calls
+
+
+def test_ablation_is_recorded_apart_from_the_front(pareto, monkeypatch, tmp_path):
+    """--ablation appends its settings to the mixed run and records it under its own name, so
+    the front's matched-NAME.json is neither reused for it nor overwritten by it."""
+    calls = _record_train_calls(pareto, monkeypatch)
     cfg, records = pareto.SCALES["resnet20-res8"], tmp_path / "records"
     params, sets = pareto.uniform_points(cfg)[2]
     pareto.matched_run(cfg, params, sets, tmp_path / "runs", records, ablation=("lr", ["phases.1.quant_lr=0.02"]))
     assert sorted(p.name for p in records.iterdir()) == ["ablation-matched-W4A4-lr.json", "sizes-W4A4.json"]
     assert calls[-1][-1] == "phases.1.quant_lr=0.02"
     assert json.loads((records / "ablation-matched-W4A4-lr.json").read_text())["sets"] == calls[-1]
+
+
+def test_mse_front_runs_are_the_res8_ablations_of_that_name(pareto, monkeypatch, tmp_path):
+    """resnet20-res8-mse's mixed run has exactly the --set list of resnet20-res8's
+    ``--ablation mse-quantlr002-001 SETS`` run, so that ablation's records are its front, and it
+    shares the uniform side (the same uniform and sizes runs)."""
+    calls = _record_train_calls(pareto, monkeypatch)
+    res8, mse = pareto.SCALES["resnet20-res8"], pareto.SCALES["resnet20-res8-mse"]
+    params, sets = pareto.uniform_points(res8)[2]
+    pareto.matched_run(res8, params, sets, tmp_path / "a", ablation=("mse-quantlr002-001", mse["mp_after_sets"]))
+    pareto.matched_run(mse, params, sets, tmp_path / "b")
+    assert calls[0] == calls[2] and calls[1] == calls[3]
+    assert calls[3][-4:] == mse["mp_after_sets"] and "quant.weight.observer=mse" in calls[3]
+    for key in ("uniform", "uniform_sets", "quant_sets", "mp_sets"):
+        assert mse[key] == res8[key]
