@@ -28,3 +28,26 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
         assert a[key] == b[key], key
     wa, wb = _weights(full), _weights(broken)
     assert all(torch.equal(wa[k], wb[k]) for k in wa if isinstance(wa[k], torch.Tensor))
+
+
+def test_resume_keeps_the_swa_mean(tmp_path):
+    """The running weight mean is method state in the checkpoint: killed after epoch 2 and
+    resumed, a run averaging epochs 1-3 ends with the same weights as an uninterrupted one."""
+    spec = tiny_recipe(quant=False, epochs=(3, 0), limit=2000)
+    spec["methods"] = [{"name": "swa", "args": {"start_epoch": 1}}]
+    recipe = write_recipe(tmp_path / "r.yaml", spec)
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    assert run_cli("train", recipe, "--out", full, "--quiet").returncode == 0
+    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "2"})
+    assert r.returncode == -9, (r.returncode, r.stderr)
+    r = run_cli("train", recipe, "--out", broken, "--quiet", "--resume")
+    assert r.returncode == 0, r.stderr
+    a = json.loads((full / "report.json").read_text())["methods"]["swa"]
+    b = json.loads((broken / "report.json").read_text())["methods"]["swa"]
+    assert a["averaged_epochs"] == b["averaged_epochs"] == [1, 2, 3]
+    assert json.loads((full / "metrics.json").read_text())["top1"] == \
+        json.loads((broken / "metrics.json").read_text())["top1"]
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(full / "model.safetensors"), load_file(broken / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -6,13 +6,15 @@ budget     learned mixed precision under a memory budget (seed 001)
 distill    knowledge distillation from the float model (soft-label or penalty)
 guided     joint training with a full-precision twin (seed 002)
 penalties  nested-quantizer loss terms (seed 003)
+swa        stochastic weight averaging of end-of-epoch weights (float and fixed-bit QAT)
 =========  ===================================================================
 """
 
+from .average import SWA, SWAConfig
 from .base import METHODS, Method, TrainContext
 from .budget import Budget, BudgetConfig
 from .distill import Distill, DistillConfig
 from .qgt import QGT, QGTConfig
 
 __all__ = ["METHODS", "Method", "TrainContext", "QGT", "QGTConfig", "Budget", "BudgetConfig", "Distill",
-           "DistillConfig"]
+           "DistillConfig", "SWA", "SWAConfig"]

@@ -79,6 +79,10 @@ class Method:
     def after_step(self, ctx: TrainContext) -> None:
         """After the optimizer step."""
 
+    def on_epoch_end(self, ctx: TrainContext) -> Dict[str, float]:
+        """After each epoch's evaluation, before the checkpoint; scalars for the epoch's log."""
+        return {}
+
     def parameters(self):
         """Extra parameters the optimizer must train (e.g. a guidance network)."""
         return []

@@ -250,11 +250,16 @@ class Trainer:
         self.state.global_epoch += 1
         self.state.epoch_in_phase = epoch + 1
         self.state.seconds = prior + time.time() - start
+        extra: Dict[str, Any] = {}
+        for m in self.methods:  # before the checkpoint, so a resumed run sees the same state
+            if m.active:
+                extra.update(m.on_epoch_end(self.ctx))
         entry = {"phase": self.recipe.phases[index].name, "epoch": self.state.global_epoch,
                  "step": self.state.step, "top1": ev["top1"], "test_loss": ev["loss"],
-                 "seconds": round(self.state.seconds, 1), **self.ctx.log}
+                 "seconds": round(self.state.seconds, 1), **self.ctx.log, **extra}
         self.state.history.append(entry)
-        self._say(f"epoch {self.state.global_epoch}: top-1 {ev['top1']:.2f}% (test loss {ev['loss']:.4f})")
+        more = "".join(f", {k} {v:.2f}" if isinstance(v, float) else f", {k} {v}" for k, v in extra.items())
+        self._say(f"epoch {self.state.global_epoch}: top-1 {ev['top1']:.2f}% (test loss {ev['loss']:.4f}{more})")
         self.save()
         if os.environ.get(FAULT_ENV) == str(self.state.global_epoch):
             os.kill(os.getpid(), signal.SIGKILL)
