@@ -11,6 +11,7 @@
     python benchmarks/pareto.py --scale resnet20-res8-mse  # and mixed runs calibrated by MSE, like uniform
     python benchmarks/pareto.py --scale resnet20-res8 --points W4A4 \
         --ablation quantlr002 phases.1.quant_lr=0.02  # a mixed run with extra settings, recorded apart
+    python benchmarks/pareto.py --scale resnet20-res8-mse --seeds 0,1 --points W4A4  # two seeds a point
 
 Two ``lowbit sweep`` runs on the same model, data and epochs: the mixed-precision recipe over
 weight budgets (average bits), and plain LSQ QAT over uniform bit-widths (for ResNet-20 the
@@ -27,6 +28,11 @@ ResNet-20 trains every point as its own run (not a sweep) and records each finis
 ``benchmarks/results/pareto-resnet20/NAME.json`` (its --set list and metrics.json): a recorded
 point is not trained again, so the 8 runs (hours) can be spread over sessions or machines by
 committing the records, and the table is rebuilt from them. ``--retrain`` ignores the records.
+
+One run a point is noisy by about half a point of top-1 on ResNet-20. ``--seeds 0,1,2`` trains
+every point with each seed (seed s > 0 appends ``--set seed=s`` and records as
+``NAME-seed{s}.json``; seed 0 is the single-seed front) and writes the section, JSON and plot
+``pareto-SCALE-seeds0-1-2`` with means, per-seed top-1 and paired deltas (benchmarks/pareto_seeds.py).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
+from pareto_seeds import aggregate, parse_seeds, seed_sets, seed_suffix, seeds_table  # noqa: E402
 from results_md import update_section  # noqa: E402
 from run_recipes import train  # noqa: E402
 
@@ -159,19 +166,19 @@ def settings_hash(recipe: str, sets: list) -> str:
 
 
 def uniform_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = None,
-                train_missing: bool = True):
+                train_missing: bool = True, seed: int = 0):
     """One uniform point as its own run (what ``--param`` would sweep); None if not trained."""
     from lowbit.sweep import point
 
-    name = label(params).replace(" ", "")
+    name = label(params).replace(" ", "") + seed_suffix(seed)
     run = out / name
-    m = lowbit_train(cfg["uniform"], run, sets + cfg.get("uniform_sets", []) + cfg.get("quant_sets", []),
-                     records and records / f"uniform-{name}.json", train_missing)
-    return None if m is None else point(str(run), params, m)
+    m = lowbit_train(cfg["uniform"], run, sets + cfg.get("uniform_sets", []) + cfg.get("quant_sets", []) +
+                     seed_sets(seed), records and records / f"uniform-{name}.json", train_missing)
+    return None if m is None else {**point(str(run), params, m), "seed": seed}
 
 
 def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = None,
-                train_missing: bool = True, ablation: tuple = ()):
+                train_missing: bool = True, ablation: tuple = (), seed: int = 0):
     """A mixed-precision run whose budget is the uniform point's weight and activation sizes
     in KB (the same counts the budget penalty uses); None if not trained.
 
@@ -180,7 +187,8 @@ def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
 
     The sizes come from the uniform recipe run for 0 epochs: packed weight bits and activation
     bits are fixed by the bit-widths, so they equal the trained run's (minutes, not hours, and
-    these runs need not wait for the uniform ones)."""
+    these runs need not wait for the uniform ones). ``seed`` s > 0 appends ``seed=s`` last and
+    ``-seed{s}`` to the record's name; the sizes run is the same for every seed."""
     from lowbit.sweep import point
 
     name = label(params).replace(" ", "")
@@ -192,12 +200,13 @@ def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
         ("weight_avg_bits", "null"), ("act_avg_bits", "null"),  # exact KB: bits / 8192
         ("weight_kb", repr(m["weight_bits_total"] / 8 / KB)), ("act_kb", repr(m["act_bits_total"] / 8 / KB)))]
     tag, extra = ablation or ("", [])
-    record = f"ablation-matched-{name}-{tag}.json" if tag else f"matched-{name}.json"
-    run = out / (f"at-{name}-{tag}" if tag else f"at-{name}")
+    stem = (f"{name}-{tag}" if tag else name) + seed_suffix(seed)
+    record = f"ablation-matched-{stem}.json" if tag else f"matched-{stem}.json"
+    run = out / f"at-{stem}"
     m = lowbit_train(cfg["mp"], run, budget + cfg.get("mp_sets", []) +
-                     (sets if cfg.get("mp_start_at_point") else []) + cfg.get("mp_after_sets", []) + list(extra),
-                     records and records / record, train_missing)
-    return None if m is None else point(str(run), {"budget": "size of " + label(params)}, m)
+                     (sets if cfg.get("mp_start_at_point") else []) + cfg.get("mp_after_sets", []) + list(extra) +
+                     seed_sets(seed), records and records / record, train_missing)
+    return None if m is None else {**point(str(run), {"budget": "size of " + label(params)}, m), "seed": seed}
 
 
 def compare(mp: list, uniform: list) -> list:
@@ -211,9 +220,11 @@ def compare(mp: list, uniform: list) -> list:
     return rows
 
 
-def table(scale: str, rows: list, cfg: dict, missing: list = ()) -> str:
-    lines = [f"## Pareto front: mixed precision vs uniform ({scale})", "",
-             f"Command: `python benchmarks/pareto.py --scale {scale}` ("
+def table(scale: str, rows: list, cfg: dict, missing: list = (), seeds: tuple = (0,)) -> str:
+    title = f"## Pareto front: mixed precision vs uniform ({scale}" + (
+        f", seeds {','.join(map(str, seeds))})" if list(seeds) != [0] else ")")
+    seeds_arg = f" --seeds {','.join(map(str, seeds))}" if list(seeds) != [0] else ""
+    intro = (f"Command: `python benchmarks/pareto.py --scale {scale}{seeds_arg}` ("
              f"{'runs' if cfg.get('per_point') else 'sweeps'} of `{cfg['mp']}` over "
              f"{', '.join(cfg['mp_params']) or 'the uniform sizes'} and `{cfg['uniform']}` over "
              f"{', '.join(cfg['uniform_params'])}). Total size = packed weights + summed activation "
@@ -227,9 +238,16 @@ def table(scale: str, rows: list, cfg: dict, missing: list = ()) -> str:
              (" and the uniform point's bits (it starts from that allocation)"
               if cfg.get("mp_start_at_point") else "") +
              (f", then `--set {' '.join(cfg['mp_after_sets'])}`" if cfg.get("mp_after_sets") else "") +
-             ". Plot: [results/pareto-" + scale + ".png](results/pareto-" + scale + ".png)." +
+             (f". Seed s > 0 adds `--set seed=s` to both sides; top-1 is the mean over the seeds, "
+              "KB the largest, and the paired deltas compare the two sides seed by seed"
+              if seeds_arg else "") +
+             f". Plot: [results/pareto-{scale}{_seeds_suffix(seeds)}.png]"
+             f"(results/pareto-{scale}{_seeds_suffix(seeds)}.png)." +
              (f" Incomplete (the uniform or the mixed run not trained yet): {', '.join(missing)};"
-              " rerun the command to add them." if missing else ""), "",
+              " rerun the command to add them." if missing else ""))
+    if seeds_arg:
+        return seeds_table(title, intro, rows, label)
+    lines = [title, "", intro, "",
              "| uniform | KB | top-1 % | best mixed precision ≤ that size | KB | top-1 % | delta |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -240,6 +258,11 @@ def table(scale: str, rows: list, cfg: dict, missing: list = ()) -> str:
     return "\n".join(lines)
 
 
+def _seeds_suffix(seeds) -> str:
+    """Output names of a multi-seed front: ``pareto-SCALE-seeds0-1``; seed 0 alone adds nothing."""
+    return "" if list(seeds) == [0] else "-seeds" + "-".join(map(str, seeds))
+
+
 def ablate(ap, args, cfg: dict, out: Path, records: Path) -> int:
     """--ablation TAG SET...: the mixed runs of --points with extra settings; prints their top-1."""
     names = {label(p).replace(" ", ""): (p, sets) for p, sets in uniform_points(cfg)}
@@ -247,10 +270,19 @@ def ablate(ap, args, cfg: dict, out: Path, records: Path) -> int:
     if not cfg.get("per_point") or not wanted or set(wanted) - set(names):
         ap.error(f"--ablation needs a per-point scale and --points from {','.join(names)}")
     tag, extra = args.ablation[0], args.ablation[1:]
-    for name in wanted:
-        m = matched_run(cfg, *names[name], out / "ablation", records, ablation=(tag, extra))
-        print(f"mixed at the size of {name}, {tag}: top-1 {m['top1']:.2f}%, {m['size'] / KB:.1f} KB")
+    for seed in args.seeds:
+        for name in wanted:
+            m = matched_run(cfg, *names[name], out / "ablation", records, ablation=(tag, extra), seed=seed)
+            print(f"mixed at the size of {name}, {tag}, seed {seed}: top-1 {m['top1']:.2f}%, "
+                  f"{m['size'] / KB:.1f} KB")
     return 0
+
+
+def _seeds_arg(text: str) -> list:
+    try:
+        return parse_seeds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main() -> int:
@@ -268,10 +300,15 @@ def main() -> int:
     ap.add_argument("--ablation", nargs="+", metavar=("TAG", "SET"),
                     help="per-point scales: train only the mixed runs of --points with these extra "
                          "--set values, recorded as ablation-matched-NAME-TAG.json (front untouched)")
+    ap.add_argument("--seeds", default="0", type=_seeds_arg,
+                    help="per-point scales: train every point with these seeds (e.g. 0,1,2; seed 0 is "
+                         "the recipes' own) and report means, per-seed top-1 and paired deltas")
     ap.add_argument("--retrain", action="store_true",
                     help="train every point even when benchmarks/results/pareto-SCALE/ records it")
     args = ap.parse_args()
     cfg, out = SCALES[args.scale], REPO / "runs" / f"pareto-{args.scale}"
+    if args.seeds != [0] and not cfg.get("per_point"):
+        ap.error("--seeds needs a per-point scale (resnet20, resnet20-res8, resnet20-res8-mse)")
     records = None if args.retrain or not cfg.get("per_point") else RECORDS / f"pareto-{args.scale}"
     missing = []
     if args.ablation:
@@ -282,17 +319,17 @@ def main() -> int:
         wanted = [n for n in args.points.split(",") if n]
         if set(wanted) - set(names):
             ap.error(f"--points: unknown {sorted(set(wanted) - set(names))}; valid: {','.join(names)}")
-        for name, (params, sets) in names.items():
+        for seed, (name, (params, sets)) in itertools.product(args.seeds, names.items()):
             train_missing = not args.recorded and (not wanted or name in wanted)
             u = m = None
             if args.part != "mixed":
-                u = uniform_run(cfg, params, sets, out / "uniform", records, train_missing)
+                u = uniform_run(cfg, params, sets, out / "uniform", records, train_missing, seed)
                 uniform += [u] if u else []
             if args.part != "uniform":
-                m = matched_run(cfg, params, sets, out / "matched", records, train_missing)
+                m = matched_run(cfg, params, sets, out / "matched", records, train_missing, seed=seed)
                 mp += [m] if m else []
             if u is None or m is None:
-                missing.append(label(params))
+                missing.append(label(params) + (f" seed {seed}" if args.seeds != [0] else ""))
     else:
         if args.part != "mixed":
             uniform = sweep(cfg["uniform"], cfg["uniform_params"], out / "uniform")["trials"]
@@ -308,14 +345,17 @@ def main() -> int:
 
     for p in mp + uniform:
         p["label"] = label(p["params"])
-    plot = RECORDS / f"pareto-{args.scale}.png"
+    if args.seeds != [0]:
+        mp, uniform = aggregate(mp), aggregate(uniform)
+    name = f"pareto-{args.scale}{_seeds_suffix(args.seeds)}"
+    plot = RECORDS / f"{name}.png"
     save_pareto_plot({"learned mixed precision": mp, "uniform QAT": uniform}, plot,
                      title=f"{args.scale}: accuracy vs total memory")
     rows = compare(mp, uniform)
-    result = REPO / "benchmarks" / "results" / f"pareto-{args.scale}.json"
-    result.write_text(json.dumps({"benchmark": "pareto", "scale": args.scale, "mixed": mp,
-                                  "uniform": uniform, "comparison": rows}, indent=2) + "\n")
-    update_section(f"pareto-{args.scale}", table(args.scale, rows, cfg, missing))
+    result = REPO / "benchmarks" / "results" / f"{name}.json"
+    result.write_text(json.dumps({"benchmark": "pareto", "scale": args.scale, "seeds": args.seeds,
+                                  "mixed": mp, "uniform": uniform, "comparison": rows}, indent=2) + "\n")
+    update_section(name, table(args.scale, rows, cfg, missing, args.seeds))
     print(f"wrote {result}, {plot} and benchmarks/results.md")
     return 0
 

@@ -160,3 +160,41 @@ def test_mse_front_runs_are_the_res8_ablations_of_that_name(pareto, monkeypatch,
     assert calls[3][-4:] == mse["mp_after_sets"] and "quant.weight.observer=mse" in calls[3]
     for key in ("uniform", "uniform_sets", "quant_sets", "mp_sets"):
         assert mse[key] == res8[key]
+
+
+def test_a_seed_adds_its_setting_last_and_its_own_records(pareto, monkeypatch, tmp_path):
+    """Seed 0 is the single-seed front (same --set lists, same record names); seed s appends
+    ``seed=s`` to both sides and records as NAME-seed{s}, while the sizes run is shared."""
+    calls = _record_train_calls(pareto, monkeypatch)
+    cfg, records = pareto.SCALES["resnet20-res8-mse"], tmp_path / "records"
+    params, sets = pareto.uniform_points(cfg)[2]
+    u0 = pareto.uniform_run(cfg, params, sets, tmp_path / "u", records)
+    m0 = pareto.matched_run(cfg, params, sets, tmp_path / "m", records)
+    u1 = pareto.uniform_run(cfg, params, sets, tmp_path / "u", records, seed=1)
+    m1 = pareto.matched_run(cfg, params, sets, tmp_path / "m", records, seed=1)
+    assert len(calls) == 5  # the second sizes run is the recorded first one
+    assert calls[3] == calls[0] + ["seed=1"] and calls[4] == calls[2] + ["seed=1"]
+    assert "seed=1" not in calls[1] and (u0["seed"], m0["seed"], u1["seed"], m1["seed"]) == (0, 0, 1, 1)
+    assert sorted(p.name for p in records.iterdir()) == [
+        "matched-W4A4-seed1.json", "matched-W4A4.json", "sizes-W4A4.json",
+        "uniform-W4A4-seed1.json", "uniform-W4A4.json"]
+
+
+def test_seeds_aggregate_to_means_largest_size_and_paired_deltas():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pareto_seeds", REPO / "benchmarks" / "pareto_seeds.py")
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+    pts = [{"label": "W4 A4", "params": {}, "seed": 0, "top1": 87.0, "size": 100},
+           {"label": "W4 A4", "params": {}, "seed": 1, "top1": 86.0, "size": 100},
+           {"label": "m", "params": {}, "seed": 0, "top1": 87.5, "size": 98},
+           {"label": "m", "params": {}, "seed": 1, "top1": 86.1, "size": 99}]
+    u, m = seeds.aggregate(pts[:2])[0], seeds.aggregate(pts[2:])[0]
+    assert u["top1"] == pytest.approx(86.5) and u["spread"] == pytest.approx(1.0)
+    assert m["size"] == 99 and m["top1_by_seed"] == {"0": 87.5, "1": 86.1}
+    assert seeds.paired_deltas(m, u) == pytest.approx({"0": 0.5, "1": 0.1})
+    with pytest.raises(ValueError, match="given twice"):
+        seeds.parse_seeds("0,0")
+    with pytest.raises(ValueError, match="non-negative integers"):
+        seeds.parse_seeds("0,x")
