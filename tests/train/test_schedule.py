@@ -35,3 +35,20 @@ def test_linear_ramp():
     assert linear_ramp(0, 10, 10, 0.0, 1.0) == 0.0
     assert linear_ramp(15, 10, 10, 0.0, 1.0) == 0.5
     assert linear_ramp(50, 10, 10, 0.0, 1.0) == 1.0
+
+
+def test_cycles_restart_the_decay_every_cycle_epochs():
+    cfg = ScheduleConfig(kind="cosine", warmup_epochs=1, cycle_epochs=2)
+    lrs = [lr_at(s, 70, 10, 1.0, cfg) for s in range(70)]
+    assert lrs[9] == pytest.approx(1.0)  # end of warm-up
+    for start in (10, 30, 50):  # each 20-step cycle starts at the peak and decays
+        cycle = lrs[start:start + 20]
+        assert cycle[0] == pytest.approx(1.0) and all(a > b for a, b in zip(cycle, cycle[1:]))
+    assert lrs[29] == pytest.approx(lrs[49]) and lrs[29] < 0.01
+
+
+def test_negative_cycle_is_an_error():
+    from lowbit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cycle_epochs"):
+        ScheduleConfig(cycle_epochs=-1)

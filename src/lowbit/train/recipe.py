@@ -114,18 +114,24 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Warm-up then cosine / step / linear / constant; milestones are phase fractions."""
+    """Warm-up then cosine / step / linear / constant; milestones are phase fractions.
+
+    ``cycle_epochs`` > 0 restarts the decay every that many epochs after warm-up (warm restarts,
+    SGDR; with ``swa`` averaging at epoch ends, the cyclical schedule of SWA); milestones are
+    then fractions of a cycle."""
 
     kind: str = "cosine"
     warmup_epochs: float = 0.0
     final_lr_ratio: float = 0.0
     milestones: Tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
+    cycle_epochs: float = 0.0
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
             raise ConfigError(f"schedule.kind must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
         _positive("schedule.warmup_epochs", self.warmup_epochs, allow_zero=True)
+        _positive("schedule.cycle_epochs", self.cycle_epochs, allow_zero=True)
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,23 @@ def lr_at(step: int, total: int, steps_per_epoch: int, base_lr: float, cfg) -> f
 
     Linear warm-up over ``cfg.warmup_epochs`` (reaching ``base_lr`` at the end of warm-up),
     then ``cosine`` decay to ``final_lr_ratio * base_lr``, ``step`` decay by ``gamma`` at each
-    milestone (fraction of the phase), ``linear`` decay, or ``constant``.
+    milestone (fraction of the phase), ``linear`` decay, or ``constant``. With
+    ``cfg.cycle_epochs`` > 0 the decay restarts every that many epochs (fractions of a cycle).
+
+    >>> from lowbit.train.recipe import ScheduleConfig
+    >>> cyc = ScheduleConfig(kind="linear", cycle_epochs=1)
+    >>> [lr_at(s, total=8, steps_per_epoch=4, base_lr=1.0, cfg=cyc) for s in (0, 3, 4)]
+    [1.0, 0.25, 1.0]
     """
     warm = int(round(cfg.warmup_epochs * steps_per_epoch))
     if step < warm:
         return base_lr * (step + 1) / warm
     span = max(total - warm, 1)
-    t = min(max(step - warm, 0) / span, 1.0)  # progress after warm-up, in [0, 1]
+    cycle = int(round(getattr(cfg, "cycle_epochs", 0.0) * steps_per_epoch))
+    if cycle > 0:  # warm restarts: the decay starts again every ``cycle`` steps
+        t = (max(step - warm, 0) % cycle) / cycle
+    else:
+        t = min(max(step - warm, 0) / span, 1.0)  # progress after warm-up, in [0, 1]
     final = base_lr * cfg.final_lr_ratio
     if cfg.kind == "cosine":
         return final + (base_lr - final) * 0.5 * (1 + math.cos(math.pi * t))
