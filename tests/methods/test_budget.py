@@ -58,6 +58,23 @@ def test_penalty_is_zero_under_budget_and_quadratic_above():
     assert p1 == pytest.approx(2.0 * 0.1 ** 2, rel=1e-4) and p2 == pytest.approx(4 * p1, rel=1e-4)
 
 
+def test_under_term_is_quadratic_below_the_aim_and_raises_bits():
+    model = _toy()
+    w_kb = _budget(model, weight_avg_bits=8).costs_kb()[0].item()
+    # cost is 80% of the target: one-sided (paper) is zero, two-sided is under * beta * 0.2^2
+    assert _budget(model, weight_kb=w_kb / 0.8, margin=0.0).penalty(2.0).item() == 0.0
+    b = _budget(model, weight_kb=w_kb / 0.8, margin=0.0, under=0.5)
+    pen = b.penalty(2.0)
+    assert pen.item() == pytest.approx(0.5 * 2.0 * 0.2 ** 2, rel=1e-4)
+    pen.backward()
+    for _, _, q in weight_quantizers(model):
+        assert (q.log2_qplus.grad < 0).all(), "descent widens the range: more bits"
+    # at or above the aim the under term adds nothing
+    over = _budget(model, weight_kb=w_kb / 1.1, margin=0.0)
+    both = _budget(model, weight_kb=w_kb / 1.1, margin=0.0, under=3.0)
+    assert both.penalty(2.0).item() == pytest.approx(over.penalty(2.0).item(), rel=1e-6)
+
+
 def test_penalty_gradient_lowers_bits():
     model = _toy()
     w_kb = _budget(model, weight_avg_bits=8).costs_kb()[0].item()
@@ -73,6 +90,7 @@ def test_penalty_gradient_lowers_bits():
     (dict(), "budget needs a target"),
     (dict(weight_kb=1.0, weight_avg_bits=3.0), "not both"),
     (dict(weight_kb=-1.0), "must be > 0"),
+    (dict(weight_kb=1.0, under=-1.0), "under .* must be >= 0"),
 ])
 def test_bad_config(cfg, message):
     with pytest.raises(ConfigError, match=message):

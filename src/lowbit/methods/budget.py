@@ -16,6 +16,10 @@ sizes). Targets are given in KB (``weight_kb``, ``act_kb``) or as an average bit
 fraction of the phase; quantizer parameters (hence bit-widths) update only every ``phi`` steps.
 The penalty aims ``margin`` (default 1%) under each target, because its equilibrium with the
 task gradient sits a little above the point it aims at; the report checks the real target.
+
+``under`` (default 0, the paper's one-sided penalty) adds ``under * beta * max(1 - cost / aim, 0)^2``
+for each target: a run that would end below its budget (the task gradient lowers bits that do
+not pay for themselves) is pulled back up to it, so "at equal size" comparisons spend the size.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class BudgetConfig:
     ramp: float = 0.5
     phi: int = 20
     margin: float = 0.01
+    under: float = 0.0
 
     def __post_init__(self):
         for a, b in (("weight_kb", "weight_avg_bits"), ("act_kb", "act_avg_bits")):
@@ -65,6 +70,8 @@ class BudgetConfig:
             raise ConfigError(f"budget beta must be >= 0, got {self.beta}")
         if not 0 <= self.margin < 0.5:
             raise ConfigError(f"budget margin (aim this fraction under the target) must be in [0, 0.5), got {self.margin}")
+        if not (math.isfinite(self.under) and self.under >= 0):
+            raise ConfigError(f"budget under (weight of the under-budget term; 0: off) must be >= 0, got {self.under}")
         if not 0 <= self.ramp <= 1:
             raise ConfigError(f"budget ramp is a fraction of the phase in [0, 1], got {self.ramp}")
         if isinstance(self.phi, bool) or not isinstance(self.phi, int) or self.phi < 1:
@@ -185,10 +192,13 @@ class Budget(Method):
         w, a = self.costs_kb()
         aim = 1.0 - self.config.margin  # the penalty's equilibrium sits a little above its aim
         total = w.new_zeros(())
-        if self.t_w is not None:
-            total = total + beta * torch.relu(w / (aim * self.t_w) - 1) ** 2
-        if self.t_a is not None:
-            total = total + beta * torch.relu(a / (aim * self.t_a) - 1) ** 2
+        for cost, target in ((w, self.t_w), (a, self.t_a)):
+            if target is None:
+                continue
+            ratio = cost / (aim * target)
+            total = total + beta * torch.relu(ratio - 1) ** 2
+            if self.config.under > 0:  # two-sided: also pull a cost below its aim back up
+                total = total + self.config.under * beta * torch.relu(1 - ratio) ** 2
         return total
 
     # ----- trainer hooks -----------------------------------------------------------------------
