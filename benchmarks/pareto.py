@@ -73,6 +73,8 @@ SCALES = {
     # margin 0.001, not 1%: at W2A2's size every layer but the first and last is at bits_min,
     # so aiming 1% under the budget could only take bits from the input image and the first
     # and last layers (the input fell to 2 bits and top-1 to 16% mid-precision-phase).
+    # init: both sides fine-tune from the 87.62% two-cycle baseline the fronts were recorded
+    # with (the plain QAT recipes now start from the 88.30% SWA one).
     # fill_levels on both sides: without it the penalty's straight-through gradient leaves learned
     # grids with codes unused (n = 2 of 3 at 2 bits); with it the mixed runs gained 0.4-0.8 top-1.
     "resnet20": {"mp": "resnet20-cifar10-mp", "mp_params": [], "mp_start_at_point": True,
@@ -83,7 +85,7 @@ SCALES = {
                              f'quant.overrides=[{_FIRST_LAST}]'],
                  "uniform": "resnet20-cifar10-w4a4", "uniform_sets": ["phases.0.epochs=5"],
                  "uniform_params": ["quant.weight.bits+quant.act.bits=2,3,4,8"], "match": True,
-                 "per_point": True},
+                 "per_point": True, "init": "baselines/resnet20-cifar10.safetensors"},
 }
 # Integer residual adds on both sides: the inputs of every residual add quantized, starting at
 # 8 bits (uniform keeps them at 8; mixed precision learns their bits like any other activation).
@@ -134,29 +136,33 @@ def uniform_points(cfg: dict) -> list:
             for combo in itertools.product(*(p.values for p in params))]
 
 
-def lowbit_train(recipe: str, run: Path, sets: list, record: Path = None, train_missing: bool = True):
+def lowbit_train(recipe: str, run: Path, sets: list, record: Path = None, train_missing: bool = True,
+                 init: str = None):
     """run_recipes.train (skip if finished, resume if interrupted), quiet; the run's metrics.
 
-    With ``record``: a point recorded there with the same recipe and --set list is returned
-    without training; a newly finished run is recorded there. The run folder then gets a
-    suffix from the settings, so changed settings never pick up (or resume) a stale run.
-    With ``train_missing=False`` an unrecorded point is None (not trained)."""
+    With ``record``: a point recorded there with the same recipe, ``init`` and --set list is
+    returned without training; a newly finished run is recorded there. The run folder then gets
+    a suffix from the settings, so changed settings never pick up (or resume) a stale run.
+    With ``train_missing=False`` an unrecorded point is None (not trained). ``init`` (float
+    weights) pins ``model.init`` whatever the recipe names, so a front keeps its records when a
+    recipe moves to a newer baseline."""
+    pinned = [f"model.init={init}"] if init else []
     if record is not None:
-        run = run.with_name(f"{run.name}-{settings_hash(recipe, sets)}")
+        run = run.with_name(f"{run.name}-{settings_hash(recipe, pinned + sets)}")
     if record is not None and record.is_file():
         rec = json.loads(record.read_text())
-        if rec["recipe"] == recipe and rec["sets"] == sets:
+        if rec["recipe"] == recipe and rec["sets"] == sets and rec.get("init") == init:
             print(f"[{recipe}] recorded earlier: {record.relative_to(REPO)}")
             return rec["metrics"]
     if not train_missing:
         return None
-    if train(recipe, run, ["--quiet"] + [a for s in sets for a in ("--set", s)]) != 0:
+    if train(recipe, run, ["--quiet"] + [a for s in pinned + sets for a in ("--set", s)]) != 0:
         raise SystemExit(f"lowbit train {recipe} failed (run {run})")
     metrics = json.loads((run / "metrics.json").read_text())
     if record is not None:
         record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"recipe": recipe, "sets": sets, "run": str(run.relative_to(REPO)),
-                                      "metrics": metrics}, indent=2) + "\n")
+        record.write_text(json.dumps({"recipe": recipe, **({"init": init} if init else {}), "sets": sets,
+                                      "run": str(run.relative_to(REPO)), "metrics": metrics}, indent=2) + "\n")
     return metrics
 
 
@@ -173,7 +179,7 @@ def uniform_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
     name = label(params).replace(" ", "") + seed_suffix(seed)
     run = out / name
     m = lowbit_train(cfg["uniform"], run, sets + cfg.get("uniform_sets", []) + cfg.get("quant_sets", []) +
-                     seed_sets(seed), records and records / f"uniform-{name}.json", train_missing)
+                     seed_sets(seed), records and records / f"uniform-{name}.json", train_missing, cfg.get("init"))
     return None if m is None else {**point(str(run), params, m), "seed": seed}
 
 
@@ -193,7 +199,7 @@ def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
 
     name = label(params).replace(" ", "")
     m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + cfg.get("quant_sets", []) + ["phases.0.epochs=0"],
-                     records and records / f"sizes-{name}.json", train_missing)
+                     records and records / f"sizes-{name}.json", train_missing, cfg.get("init"))
     if m is None:
         return None
     budget = [f"methods.0.args.{k}={v}" for k, v in (
@@ -205,7 +211,7 @@ def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
     run = out / f"at-{stem}"
     m = lowbit_train(cfg["mp"], run, budget + cfg.get("mp_sets", []) +
                      (sets if cfg.get("mp_start_at_point") else []) + cfg.get("mp_after_sets", []) + list(extra) +
-                     seed_sets(seed), records and records / record, train_missing)
+                     seed_sets(seed), records and records / record, train_missing, cfg.get("init"))
     return None if m is None else {**point(str(run), {"budget": "size of " + label(params)}, m), "seed": seed}
 
 
@@ -227,7 +233,8 @@ def table(scale: str, rows: list, cfg: dict, missing: list = (), seeds: tuple = 
     intro = (f"Command: `python benchmarks/pareto.py --scale {scale}{seeds_arg}` ("
              f"{'runs' if cfg.get('per_point') else 'sweeps'} of `{cfg['mp']}` over "
              f"{', '.join(cfg['mp_params']) or 'the uniform sizes'} and `{cfg['uniform']}` over "
-             f"{', '.join(cfg['uniform_params'])}). Total size = packed weights + summed activation "
+             f"{', '.join(cfg['uniform_params'])}"
+             + (f"; both from `{cfg['init']}`" if cfg.get("init") else "") + "). Total size = packed weights + summed activation "
              "feature maps of one image. For each uniform point, the best mixed-precision point of "
              "no larger total size" + ("; `budget=size of Wx Ay` points are mixed-precision runs whose budget is that "
                                        "uniform point's weight and activation KB (`--match`)"
@@ -238,7 +245,7 @@ def table(scale: str, rows: list, cfg: dict, missing: list = (), seeds: tuple = 
              (" and the uniform point's bits (it starts from that allocation)"
               if cfg.get("mp_start_at_point") else "") +
              (f", then `--set {' '.join(cfg['mp_after_sets'])}`" if cfg.get("mp_after_sets") else "") +
-             (f". Seed s > 0 adds `--set seed=s` to both sides; top-1 is the mean over the seeds, "
+             (f". Seed s > 0 adds `--set seed=s` to both sides; top-1 is the mean over the seeds recorded for the point (sN: seed N), "
               "KB the largest, and the paired deltas compare the two sides seed by seed"
               if seeds_arg else "") +
              f". Plot: [results/pareto-{scale}{_seeds_suffix(seeds)}.png]"

@@ -63,7 +63,7 @@ def paired_deltas(mixed: Dict, uniform: Dict) -> Dict[str, float]:
 
 
 def _acc(p: Dict) -> str:
-    seeds = ", ".join(f"{v:.2f}" for v in p["top1_by_seed"].values())
+    seeds = ", ".join(f"s{k} {v:.2f}" for k, v in p["top1_by_seed"].items())
     return f"{p['top1']:.2f} ({seeds})"
 
 
@@ -82,5 +82,5 @@ def seeds_table(title: str, intro: str, rows: List[Dict], label) -> str:
             continue
         pairs = paired_deltas(m, u)
         lines.append(left + f"| {label(m['params'])} | {m['size'] / KB:.1f} | {_acc(m)} | "
-                     f"{r['delta']:+.2f} | {', '.join(f'{d:+.2f}' for d in pairs.values())} |")
+                     f"{r['delta']:+.2f} | {', '.join(f's{s} {d:+.2f}' for s, d in pairs.items())} |")
     return "\n".join(lines)

@@ -50,6 +50,33 @@ def test_record_of_other_settings_is_not_reused(pareto, tmp_path):
     assert json.loads(record.read_text())["sets"] == ["a=2"]
 
 
+def test_init_pins_the_baseline_and_is_part_of_the_record(pareto, tmp_path):
+    """``init`` goes first on the command line (the recipe's own model.init is overridden) and
+    into the record; a record of another init (or of none) is not reused."""
+    record = tmp_path / "records" / "p.json"
+    pareto.lowbit_train("r", tmp_path / "runs" / "a", ["a=1"], record, init="old.safetensors")
+    assert pareto.calls[-1][1] == ["--quiet", "--set", "model.init=old.safetensors", "--set", "a=1"]
+    assert json.loads(record.read_text())["init"] == "old.safetensors"
+    pareto.lowbit_train("r", tmp_path / "runs" / "a", ["a=1"], record, init="old.safetensors")
+    pareto.lowbit_train("r", tmp_path / "runs" / "a", ["a=1"], record, init="new.safetensors")
+    pareto.lowbit_train("r", tmp_path / "runs" / "a", ["a=1"], record)
+    assert len(pareto.calls) == 3 and "init" not in json.loads(record.read_text())
+
+
+@pytest.mark.parametrize("scale", ["resnet20", "resnet20-res8", "resnet20-res8-mse"])
+def test_recorded_fronts_started_from_their_pinned_baseline(pareto, scale):
+    """Every committed record of a ResNet-20 front names the scale's init and measured that
+    baseline's own top-1 as its float model (so moving the recipes to a newer baseline cannot
+    silently mix starting points within a front)."""
+    init = pareto.SCALES[scale]["init"]
+    top1 = json.loads((REPO / init).with_suffix(".json").read_text())["top1"]
+    records = sorted((REPO / "benchmarks" / "results" / f"pareto-{scale}").glob("*.json"))
+    assert records
+    for f in records:
+        rec = json.loads(f.read_text())
+        assert rec["init"] == init and rec["metrics"]["top1_fp32"] == top1, f.name
+
+
 def test_resnet20_points_alternate_smallest_first(pareto):
     cfg = pareto.SCALES["resnet20"]
     names = [pareto.label(p).replace(" ", "") for p, _ in pareto.uniform_points(cfg)]
@@ -114,7 +141,8 @@ def test_matched_budget_is_the_uniform_points_own_size(pareto, monkeypatch, scal
     assert sizes[-1] == "phases.0.epochs=0" and "phases.0.epochs=5" not in sizes
     assert ("quant.residual=true" in sizes) == (scale == "resnet20-res8")
     if scale == "resnet20":
-        assert sizes == ["quant.weight.bits=2", "quant.act.bits=2", "phases.0.epochs=0"]
+        assert sizes == ["model.init=baselines/resnet20-cifar10.safetensors",
+                         "quant.weight.bits=2", "quant.act.bits=2", "phases.0.epochs=0"]
     assert "methods.0.args.weight_kb=3.0" in mixed and "methods.0.args.act_kb=5.0" in mixed
 
 
@@ -144,7 +172,8 @@ def test_ablation_is_recorded_apart_from_the_front(pareto, monkeypatch, tmp_path
     pareto.matched_run(cfg, params, sets, tmp_path / "runs", records, ablation=("lr", ["phases.1.quant_lr=0.02"]))
     assert sorted(p.name for p in records.iterdir()) == ["ablation-matched-W4A4-lr.json", "sizes-W4A4.json"]
     assert calls[-1][-1] == "phases.1.quant_lr=0.02"
-    assert json.loads((records / "ablation-matched-W4A4-lr.json").read_text())["sets"] == calls[-1]
+    rec = json.loads((records / "ablation-matched-W4A4-lr.json").read_text())
+    assert ["model.init=" + rec["init"]] + rec["sets"] == calls[-1]
 
 
 def test_mse_front_runs_are_the_res8_ablations_of_that_name(pareto, monkeypatch, tmp_path):
