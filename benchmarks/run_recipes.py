@@ -108,7 +108,11 @@ def write_table(runs: Path) -> None:
             "after every epoch; runs used one CPU thread each unless noted. A `--set` after a "
             "name means the run differed from the bundled recipe there; `resnet20-cifar10` with "
             "`phases.0.epochs=0` is the recipe's second cycle run from the first cycle's weights "
-            "(baselines/resnet20-cifar10.json has the whole history).", "", table(runs)]
+            "(baselines/resnet20-cifar10.json has the whole history), and `resnet20-cifar10-swa` with "
+            "phases 0-2 at 0 epochs is its SWA phase run from the smoothed cycle's weights "
+            "(baselines/resnet20-cifar10-swa.json has the chain). The float top-1 is the model the "
+            "run started from: the plain QAT rows start from the SWA baseline, the others from "
+            "earlier baselines.", "", table(runs)]
     update_section("recipes", "\n".join(text))
 
 

@@ -74,3 +74,19 @@ def test_every_bundled_recipe_validates(path):
     r = load_recipe(str(path))
     assert r.name == path.stem, "a bundled recipe's name must equal its file name"
     assert r.description, "bundled recipes describe themselves (lowbit recipes lists it)"
+
+
+@pytest.mark.parametrize("path", sorted(bundled_recipes_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_bundled_recipes_start_from_shipped_baselines(path):
+    """A recipe's model.init is a committed baseline with its JSON record (recipe, top-1), so a
+    fresh clone can run it and the results table can say what it fine-tuned from."""
+    import json
+
+    init = load_recipe(str(path)).model.init
+    if init is None:
+        return
+    repo = bundled_recipes_dir().parent
+    weights = repo / init
+    assert init.startswith("baselines/") and weights.is_file(), f"{path.stem}: {init} is not shipped"
+    record = json.loads(weights.with_suffix(".json").read_text())
+    assert 0 < record["top1"] <= 100 and (repo / record["recipe"]).is_file()
