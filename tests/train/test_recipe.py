@@ -1,5 +1,7 @@
 """Recipes: validation of fields, types, names and --set overrides; bundled recipes load."""
 
+import json
+
 import pytest
 
 from lowbit.errors import ConfigError
@@ -80,8 +82,6 @@ def test_every_bundled_recipe_validates(path):
 def test_bundled_recipes_start_from_shipped_baselines(path):
     """A recipe's model.init is a committed baseline with its JSON record (recipe, top-1), so a
     fresh clone can run it and the results table can say what it fine-tuned from."""
-    import json
-
     init = load_recipe(str(path)).model.init
     if init is None:
         return
