@@ -13,7 +13,8 @@ PACKAGES = [importlib.import_module(f"lowbit.{name}") for name in ("ops", "quant
 MODULES = sorted(
     [p.__name__ for p in PACKAGES]
     + [f"{p.__name__}.{m.name}" for p in PACKAGES for m in pkgutil.iter_modules(p.__path__)]
-    + ["lowbit", "lowbit.calibrate", "lowbit.fold", "lowbit.accounting", "lowbit.errors"])
+    + ["lowbit", "lowbit.calibrate", "lowbit.fold", "lowbit.accounting", "lowbit.errors",
+       "lowbit.schema"])
 
 
 def test_the_core_modules_are_all_collected():

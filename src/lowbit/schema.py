@@ -142,7 +142,16 @@ def parse_override(text: str):
 
 
 def apply_override(data: Dict[str, Any], parts: List[Any], value: Any) -> None:
-    """Set ``data[parts...] = value`` in raw recipe data, creating mappings on the way."""
+    """Set ``data[parts...] = value`` in raw recipe data, creating mappings (or lists, before
+    an index) on the way.
+
+    A last index one past the end of a list appends (``methods.1={name: distill}`` adds a
+    second method to a recipe that has one); any other missing index is an error.
+
+    >>> d = {"methods": [{"name": "budget"}]}
+    >>> apply_override(d, ["methods", 1], {"name": "distill"}); [m["name"] for m in d["methods"]]
+    ['budget', 'distill']
+    """
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         where = ".".join(map(str, parts[: i + 1]))
@@ -153,13 +162,16 @@ def apply_override(data: Dict[str, Any], parts: List[Any], value: Any) -> None:
         else:
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {where}: {'.'.join(map(str, parts[:i]))} is not a mapping")
-            if node.get(part) is None:
-                node[part] = {}
+            if node.get(part) is None:  # a list when an index follows (methods.0=... on none)
+                node[part] = [] if isinstance(parts[i + 1], int) else {}
             node = node[part]
     last = parts[-1]
     if isinstance(last, int):
-        if not isinstance(node, list) or last >= len(node):
+        if not isinstance(node, list) or last > len(node):
             raise ConfigError(f"--set {'.'.join(map(str, parts))}: no list item {last} here")
+        if last == len(node):  # one past the end: append
+            node.append(value)
+            return
     elif not isinstance(node, dict):
         raise ConfigError(f"--set {'.'.join(map(str, parts))}: the parent is not a mapping")
     node[last] = value

@@ -45,6 +45,16 @@ def test_set_overrides_apply_and_validate():
     assert r.optim.lr == 0.3 and r.phases[1].weight_bits == 2 and r.seed == 9
 
 
+def test_set_one_past_the_end_of_a_list_appends():
+    # phases has 2 items: phases.2 adds a third, phases.3 is still an error (no gaps)
+    r = recipe_from_dict(tiny_recipe(), ["phases.2={name: more, epochs: 1}"])
+    assert [p.name for p in r.phases] == ["weights", "both", "more"]
+    for sets in (["methods=[]", "methods.0={name: distill}"], ["methods.0={name: distill}"]):
+        assert [m.name for m in recipe_from_dict(tiny_recipe(), sets).methods] == ["distill"]
+    with pytest.raises(ConfigError, match="no list item 3"):
+        recipe_from_dict(tiny_recipe(), ["phases.3={name: gap, epochs: 1}"])
+
+
 def test_unknown_top_level_field_lists_valid_ones():
     data = tiny_recipe()
     data["optimiser"] = {}
