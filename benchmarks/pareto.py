@@ -106,6 +106,14 @@ SCALES["resnet20-res8-mse"] = {
     **SCALES["resnet20-res8"],
     "mp_after_sets": ["quant.weight.observer=mse", "phases.1.quant_lr=0.02", "phases.0.quant_lr=0.01",
                       "phases.2.quant_lr=0.01"]}
+# The res8-mse front with knowledge distillation from the float model on both sides (seed 001,
+# Table 1; soft labels at T = 1 and alpha = 1: the student learns the teacher's predictions).
+# methods.N one past the end appends: the uniform recipe has no method, the mixed one has budget.
+_KD = "{name: distill, args: {mode: soft, alpha: 1.0, temperature: 1.0}}"
+SCALES["resnet20-res8-mse-kd"] = {
+    **SCALES["resnet20-res8-mse"],
+    "uniform_sets": SCALES["resnet20-res8-mse"]["uniform_sets"] + [f"methods.0={_KD}"],
+    "mp_after_sets": SCALES["resnet20-res8-mse"]["mp_after_sets"] + [f"methods.1={_KD}"]}
 RECORDS = REPO / "benchmarks" / "results"
 
 
@@ -315,7 +323,8 @@ def main() -> int:
     args = ap.parse_args()
     cfg, out = SCALES[args.scale], REPO / "runs" / f"pareto-{args.scale}"
     if args.seeds != [0] and not cfg.get("per_point"):
-        ap.error("--seeds needs a per-point scale (resnet20, resnet20-res8, resnet20-res8-mse)")
+        per_point = ", ".join(k for k, v in SCALES.items() if v.get("per_point"))
+        ap.error(f"--seeds needs a per-point scale ({per_point})")
     records = None if args.retrain or not cfg.get("per_point") else RECORDS / f"pareto-{args.scale}"
     missing = []
     if args.ablation:
