@@ -227,3 +227,32 @@ def test_seeds_aggregate_to_means_largest_size_and_paired_deltas():
         seeds.parse_seeds("0,0")
     with pytest.raises(ValueError, match="non-negative integers"):
         seeds.parse_seeds("0,x")
+
+
+def test_total_front_has_one_target_for_the_sum_and_shares_the_uniform_records(pareto, monkeypatch, tmp_path):
+    """resnet20-res8-mse-total: the mixed run's budget is the uniform point's weights +
+    activations as one total_kb (no weight_kb / act_kb), otherwise res8-mse's --set list; its
+    uniform and sizes records are res8-mse's (the same runs), its mixed records its own."""
+    calls = _record_train_calls(pareto, monkeypatch)
+    mse, total = pareto.SCALES["resnet20-res8-mse"], pareto.SCALES["resnet20-res8-mse-total"]
+    params, sets = pareto.uniform_points(total)[2]
+    pareto.matched_run(mse, params, sets, tmp_path / "a")
+    pareto.matched_run(total, params, sets, tmp_path / "b")
+    assert "methods.0.args.total_kb=2.0" in calls[3]  # 1 KB of weights + 1 KB of activations
+    assert not any("weight_kb" in s or "act_kb" in s for s in calls[3])
+    assert [s for s in calls[1] if "_kb=" not in s] == [s for s in calls[3] if "_kb=" not in s]
+    records = pareto.RECORDS / "pareto-resnet20-res8-mse-total"
+    assert pareto.uniform_records(total, records) == pareto.RECORDS / "pareto-resnet20-res8-mse"
+    assert pareto.uniform_records(mse, records) == records and pareto.uniform_records(total, None) is None
+
+
+def test_kd_front_distills_on_both_sides(pareto):
+    """resnet20-res8-mse-kd adds the same distill method to both sides (appended after the
+    mixed recipe's budget), and its --set lists parse into the recipes."""
+    from lowbit.train.recipe import load_recipe
+
+    kd = pareto.SCALES["resnet20-res8-mse-kd"]
+    u = load_recipe(kd["uniform"], kd["uniform_sets"] + kd["quant_sets"])
+    m = load_recipe(kd["mp"], kd["mp_sets"] + kd["mp_after_sets"])
+    assert [x.name for x in u.methods] == ["distill"] and [x.name for x in m.methods] == ["budget", "distill"]
+    assert u.methods[0].args == m.methods[1].args

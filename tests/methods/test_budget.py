@@ -84,12 +84,35 @@ def test_penalty_gradient_lowers_bits():
         assert q.log2_qplus.grad is not None and (q.log2_qplus.grad > 0).all(), "descent shrinks the range"
 
 
+def test_total_target_penalises_the_sum_and_lets_weights_and_acts_trade():
+    model = _toy()
+    w, a = (c.item() for c in _budget(model, weight_avg_bits=8).costs_kb())
+    # the sum is 10% over: the same relative penalty as a weight target 10% under its cost
+    assert _budget(model, total_kb=(w + a) / 1.1, margin=0.0).penalty(2.0).item() == pytest.approx(
+        2.0 * 0.1 ** 2, rel=1e-4)
+    # weights far over the weight part of the uniform split, but the sum within the total: free
+    assert _budget(model, total_kb=(w + a) * 1.02).penalty(1.0).item() == 0.0
+    assert _budget(model, weight_kb=w / 2, total_kb=(w + a) * 1.02).penalty(1.0).item() > 0
+    # its gradient shrinks weight and activation ranges alike (2 weight + 2 act quantizers)
+    b = _budget(model, total_kb=(w + a) / 2)
+    b.penalty(1.0).backward()
+    grads = [q.log2_qplus.grad for _, q in quantizers(model)]
+    assert len(grads) == 4 and all(g is not None and bool((g > 0).all()) for g in grads)
+
+
+def test_infeasible_total_says_the_minimum():
+    with pytest.raises(ConfigError, match=r"total target 0\.001 KB .* infeasible; the minimum is"):
+        _budget(_toy(), total_kb=0.001)
+
+
 @pytest.mark.parametrize("cfg, message", [
     (dict(wieght_kb=10.0), "unknown field 'wieght_kb'.*did you mean 'weight_kb'"),
     (dict(weight_kb=10.0, phi=0), "phi .* must be >= 1"),
     (dict(), "budget needs a target"),
     (dict(weight_kb=1.0, weight_avg_bits=3.0), "not both"),
     (dict(weight_kb=-1.0), "must be > 0"),
+    (dict(total_kb=0.0), "total_kb must be > 0"),
+    (dict(totl_kb=10.0), "did you mean 'total_kb'"),
     (dict(weight_kb=1.0, under=-1.0), "under .* must be >= 0"),
 ])
 def test_bad_config(cfg, message):

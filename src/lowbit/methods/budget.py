@@ -17,6 +17,10 @@ fraction of the phase; quantizer parameters (hence bit-widths) update only every
 The penalty aims ``margin`` (default 1%) under each target, because its equilibrium with the
 task gradient sits a little above the point it aims at; the report checks the real target.
 
+``total_kb`` (an extension) adds the same term for ``cost_w + cost_a``: with it alone, the run
+may trade weight bits for activation bits and back, and is held only to the total memory that
+a Pareto front of seed 001 plots (Figure 1: weights + summed activations).
+
 ``under`` (default 0, the paper's one-sided penalty) adds ``under * beta * max(1 - cost / aim, 0)^2``
 for each target: a run that would end below its budget (the task gradient lowers bits that do
 not pay for themselves) is pulled back up to it, so "at equal size" comparisons spend the size.
@@ -47,6 +51,7 @@ class BudgetConfig:
     weight_avg_bits: Optional[float] = None
     act_kb: Optional[float] = None
     act_avg_bits: Optional[float] = None
+    total_kb: Optional[float] = None
     act_mode: str = "sum"
     beta: float = 1.0
     ramp: float = 0.5
@@ -58,9 +63,11 @@ class BudgetConfig:
         for a, b in (("weight_kb", "weight_avg_bits"), ("act_kb", "act_avg_bits")):
             if getattr(self, a) is not None and getattr(self, b) is not None:
                 raise ConfigError(f"budget: give {a} or {b}, not both")
-        if all(getattr(self, k) is None for k in ("weight_kb", "weight_avg_bits", "act_kb", "act_avg_bits")):
-            raise ConfigError("budget needs a target: weight_kb / weight_avg_bits and/or act_kb / act_avg_bits")
-        for k in ("weight_kb", "weight_avg_bits", "act_kb", "act_avg_bits"):
+        targets = ("weight_kb", "weight_avg_bits", "act_kb", "act_avg_bits", "total_kb")
+        if all(getattr(self, k) is None for k in targets):
+            raise ConfigError("budget needs a target: weight_kb / weight_avg_bits, act_kb / act_avg_bits "
+                              "and/or total_kb")
+        for k in targets:
             v = getattr(self, k)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"budget {k} must be > 0, got {v}")
@@ -147,6 +154,7 @@ class Budget(Method):
     def setup(self, ctx: TrainContext) -> None:
         self.weights, self.acts = cost_terms(ctx.model, ctx.example_input.to(ctx.device))
         self.t_w, self.t_a = self._targets()
+        self.t_total = self.config.total_kb
         self.check_feasible()
 
     def _targets(self) -> Tuple[Optional[float], Optional[float]]:
@@ -167,12 +175,15 @@ class Budget(Method):
             if self.t_w < low:
                 raise ConfigError(f"budget: the weight target {self.t_w:.4g} KB is infeasible; with "
                                   f"bits_min and the fixed-bit layers the minimum is {low:.4g} KB")
-        if self.t_a is not None:
-            mins = [t.min_bits() for t in self.acts]
-            low = (sum(mins) if self.config.act_mode == "sum" else max(mins, default=0)) / KB_BITS
-            if self.t_a < low:
-                raise ConfigError(f"budget: the activation target {self.t_a:.4g} KB is infeasible; "
-                                  f"the minimum is {low:.4g} KB")
+        mins = [t.min_bits() for t in self.acts]
+        low_a = (sum(mins) if self.config.act_mode == "sum" else max(mins, default=0)) / KB_BITS
+        if self.t_a is not None and self.t_a < low_a:
+            raise ConfigError(f"budget: the activation target {self.t_a:.4g} KB is infeasible; "
+                              f"the minimum is {low_a:.4g} KB")
+        low = sum(t.min_bits() for t in self.weights) / KB_BITS + low_a
+        if self.t_total is not None and self.t_total < low:
+            raise ConfigError(f"budget: the total target {self.t_total:.4g} KB (weights + activations) "
+                              f"is infeasible; the minimum is {low:.4g} KB")
 
     # ----- cost and penalty --------------------------------------------------------------------
     def costs_kb(self) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -192,7 +203,7 @@ class Budget(Method):
         w, a = self.costs_kb()
         aim = 1.0 - self.config.margin  # the penalty's equilibrium sits a little above its aim
         total = w.new_zeros(())
-        for cost, target in ((w, self.t_w), (a, self.t_a)):
+        for cost, target in ((w, self.t_w), (a, self.t_a), (w + a, self.t_total)):
             if target is None:
                 continue
             ratio = cost / (aim * target)
