@@ -63,7 +63,8 @@ def test_init_pins_the_baseline_and_is_part_of_the_record(pareto, tmp_path):
     assert len(pareto.calls) == 3 and "init" not in json.loads(record.read_text())
 
 
-@pytest.mark.parametrize("scale", ["resnet20", "resnet20-res8", "resnet20-res8-mse"])
+@pytest.mark.parametrize("scale", ["resnet20", "resnet20-res8", "resnet20-res8-mse", "resnet20-res8-mse-kd",
+                                   "resnet20-res8-mse-total"])
 def test_recorded_fronts_started_from_their_pinned_baseline(pareto, scale):
     """Every committed record of a ResNet-20 front names the scale's init and measured that
     baseline's own top-1 as its float model (so moving the recipes to a newer baseline cannot
