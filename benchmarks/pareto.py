@@ -9,6 +9,8 @@
     python benchmarks/pareto.py --scale resnet20 --recorded           # table and plot from the records
     python benchmarks/pareto.py --scale resnet20-res8   # the same with integer residual adds (8-bit start)
     python benchmarks/pareto.py --scale resnet20-res8-mse  # and mixed runs calibrated by MSE, like uniform
+    python benchmarks/pareto.py --scale resnet20-res8-mse-kd     # + distillation on both sides
+    python benchmarks/pareto.py --scale resnet20-res8-mse-total  # mixed runs: one total_kb target
     python benchmarks/pareto.py --scale resnet20-res8 --points W4A4 \
         --ablation quantlr002 phases.1.quant_lr=0.02  # a mixed run with extra settings, recorded apart
     python benchmarks/pareto.py --scale resnet20-res8-mse --seeds 0,1 --points W4A4  # two seeds a point
