@@ -187,10 +187,13 @@ def settings_hash(recipe: str, sets: list) -> str:
     return hashlib.sha256(json.dumps([recipe, sets]).encode()).hexdigest()[:8]
 
 
-def uniform_records(cfg: dict, records: Path = None):
-    """Where a scale's uniform and sizes records are: its own folder, or another scale's
-    (``uniform_records``) when the two share their uniform side; None: no records."""
-    return records and (RECORDS / cfg["uniform_records"] if cfg.get("uniform_records") else records)
+def uniform_records(cfg: dict, records: Path = None, name: str = ""):
+    """Where a scale's uniform and sizes records (or the one called ``name``) are: its own
+    folder, or another scale's (``uniform_records``) when the two share their uniform side;
+    None: no records."""
+    if records is None:
+        return None
+    return (RECORDS / cfg["uniform_records"] if cfg.get("uniform_records") else records) / name
 
 
 def uniform_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = None,
@@ -201,7 +204,7 @@ def uniform_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
     name = label(params).replace(" ", "") + seed_suffix(seed)
     run = out / name
     m = lowbit_train(cfg["uniform"], run, sets + cfg.get("uniform_sets", []) + cfg.get("quant_sets", []) +
-                     seed_sets(seed), records and uniform_records(cfg, records) / f"uniform-{name}.json",
+                     seed_sets(seed), uniform_records(cfg, records, f"uniform-{name}.json"),
                      train_missing, cfg.get("init"))
     return None if m is None else {**point(str(run), params, m), "seed": seed}
 
@@ -223,14 +226,13 @@ def matched_run(cfg: dict, params: dict, sets: list, out: Path, records: Path = 
 
     name = label(params).replace(" ", "")
     m = lowbit_train(cfg["uniform"], out / "sizes" / name, sets + cfg.get("quant_sets", []) + ["phases.0.epochs=0"],
-                     records and uniform_records(cfg, records) / f"sizes-{name}.json", train_missing, cfg.get("init"))
+                     uniform_records(cfg, records, f"sizes-{name}.json"), train_missing, cfg.get("init"))
     if m is None:
         return None
     w_kb, a_kb = m["weight_bits_total"] / 8 / KB, m["act_bits_total"] / 8 / KB  # exact KB: bits / 8192
-    targets = ((("total_kb", repr(w_kb + a_kb)),) if cfg.get("total_budget") else
-               (("weight_kb", repr(w_kb)), ("act_kb", repr(a_kb))))
-    budget = [f"methods.0.args.{k}={v}" for k, v in (("weight_avg_bits", "null"), ("act_avg_bits", "null"),
-                                                     *targets)]
+    targets = {"total_kb": w_kb + a_kb} if cfg.get("total_budget") else {"weight_kb": w_kb, "act_kb": a_kb}
+    budget = ["methods.0.args.weight_avg_bits=null", "methods.0.args.act_avg_bits=null"] + [
+        f"methods.0.args.{k}={v!r}" for k, v in targets.items()]
     tag, extra = ablation or ("", [])
     stem = (f"{name}-{tag}" if tag else name) + seed_suffix(seed)
     record = f"ablation-matched-{stem}.json" if tag else f"matched-{stem}.json"
@@ -256,6 +258,8 @@ def table(scale: str, rows: list, cfg: dict, missing: list = (), seeds: tuple = 
     title = f"## Pareto front: mixed precision vs uniform ({scale}" + (
         f", seeds {','.join(map(str, seeds))})" if list(seeds) != [0] else ")")
     seeds_arg = f" --seeds {','.join(map(str, seeds))}" if list(seeds) != [0] else ""
+    budget_of = ("total KB, weights + activations as one `total_kb`" if cfg.get("total_budget")
+                 else "weight and activation KB")
     intro = (f"Command: `python benchmarks/pareto.py --scale {scale}{seeds_arg}` ("
              f"{'runs' if cfg.get('per_point') else 'sweeps'} of `{cfg['mp']}` over "
              f"{', '.join(cfg['mp_params']) or 'the uniform sizes'} and `{cfg['uniform']}` over "
@@ -263,9 +267,7 @@ def table(scale: str, rows: list, cfg: dict, missing: list = (), seeds: tuple = 
              + (f"; both from `{cfg['init']}`" if cfg.get("init") else "") + "). Total size = packed weights + summed activation "
              "feature maps of one image. For each uniform point, the best mixed-precision point of "
              "no larger total size" + ("; `budget=size of Wx Ay` points are mixed-precision runs whose budget is that "
-                                       "uniform point's " + ("total KB, weights + activations as one `total_kb`"
-                                                             if cfg.get("total_budget") else "weight and activation KB")
-                                       + " (`--match`)" if cfg.get("match") else "") +
+                                       f"uniform point's {budget_of} (`--match`)" if cfg.get("match") else "") +
              "".join(f"; `{cfg[k]}` runs with `--set {' '.join(v)}`"
                      for k, v in (("uniform", cfg.get("uniform_sets", []) + cfg.get("quant_sets", [])),
                                   ("mp", cfg.get("mp_sets", []))) if v) +

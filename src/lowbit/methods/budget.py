@@ -153,11 +153,11 @@ class Budget(Method):
 
     def setup(self, ctx: TrainContext) -> None:
         self.weights, self.acts = cost_terms(ctx.model, ctx.example_input.to(ctx.device))
-        self.t_w, self.t_a = self._targets()
-        self.t_total = self.config.total_kb
+        self.t_w, self.t_a, self.t_total = self._targets()
         self.check_feasible()
 
-    def _targets(self) -> Tuple[Optional[float], Optional[float]]:
+    def _targets(self) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+        """(weight, activation, total) targets in KB; None where the config sets none."""
         c = self.config
         n_w = sum(t.per_slice * t.slices for t in self.weights)
         n_a = [t.per_slice for t in self.acts]
@@ -166,7 +166,7 @@ class Budget(Method):
             None if c.weight_avg_bits is None else c.weight_avg_bits * n_w / KB_BITS)
         t_a = c.act_kb if c.act_kb is not None else (
             None if c.act_avg_bits is None else c.act_avg_bits * act_elems / KB_BITS)
-        return t_w, t_a
+        return t_w, t_a, c.total_kb
 
     def check_feasible(self) -> None:
         """An infeasible budget (below what bits_min allows) is an error that says the minimum."""
@@ -203,7 +203,8 @@ class Budget(Method):
         w, a = self.costs_kb()
         aim = 1.0 - self.config.margin  # the penalty's equilibrium sits a little above its aim
         total = w.new_zeros(())
-        for cost, target in ((w, self.t_w), (a, self.t_a), (w + a, self.t_total)):
+        pairs = [(w, self.t_w), (a, self.t_a)] + ([(w + a, self.t_total)] if self.t_total is not None else [])
+        for cost, target in pairs:
             if target is None:
                 continue
             ratio = cost / (aim * target)

@@ -42,7 +42,7 @@ def budget_report(budget, ctx) -> Dict[str, Any]:
     out = {"act_mode": budget.config.act_mode, "phi": budget.config.phi, "beta": budget.config.beta,
            "weights": _check("weight", float(w), budget.t_w),
            "activations": _check("activation", float(a), budget.t_a),
-           "total": _check("total", float(w + a), getattr(budget, "t_total", None)),
+           "total": _check("total", float(w + a), budget.t_total),
            "layers": allocation(budget.weights, budget.acts)}
     if ctx.out_dir is not None:
         path = save_bits_plot(out["layers"], ctx.out_dir / "bits.png")
