@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lowbit.ops import qrange
+from lowbit.errors import ConfigError
 from lowbit.quantizers import QuantizerConfig, make_quantizer
 from lowbit.quantizers.learned_range import levels_for_bits
 
@@ -302,3 +303,64 @@ def test_learned_range_fill_levels_unsigned():
     q.set_step_and_range(qplus=q.effective_step() * 2.0)  # n = 2: still 2 bits
     assert q.channel_bits().item() == 2 and q.levels().item() == 3
     assert int(q.quantize(x * 100).max()) == 3
+
+
+def _filled_channels(anchor: str):
+    """A 4-channel filled learned_range quantizer at q+/d = 1.2, 2.2, 4.4, 9.0 (2-5 bits)."""
+    torch.manual_seed(8)
+    w = torch.randn(4, 8)
+    q = _lr_quantizer(bits=6, bits_min=2, bits_max=8, fill_levels=True, fill_anchor=anchor)
+    q.init_from_tensor(w)
+    q.set_step_and_range(qplus=q.effective_step() * torch.tensor([1.2, 2.2, 4.4, 9.0]))
+    return q, w
+
+
+def test_learned_range_fill_anchor_range_clips_at_qplus_and_refines_the_step():
+    """The step anchor clips at d * levels (here up to 1.7 x q+, and under q+ at 1 level); the
+    range anchor clips at q+ itself with the step q+ / levels, at the same bits and levels."""
+    by_step, w = _filled_channels("step")
+    q, _ = _filled_channels("range")
+    assert q.channel_bits().tolist() == by_step.channel_bits().tolist() == [2, 3, 4, 5]
+    assert q.levels().tolist() == by_step.levels().tolist()
+    big = w.sign() * 100  # every value clipped
+    assert torch.allclose(q(big).detach().abs().amax(1), q.qplus)
+    assert not torch.allclose(by_step(big).detach().abs().amax(1), by_step.qplus)
+    assert torch.allclose(q.grid_step(), q.qplus / q.levels())
+    assert torch.equal(q.dequantize(q.quantize(w)), q(w).detach())
+
+
+def test_learned_range_fill_anchor_range_same_bit_gradient_and_lossless_phase_switches():
+    """The budget penalty sees the same bits and gradient under either anchor, and switching
+    bit learning off (fine-tuning at the learned bits) and on again keeps the forward pass."""
+    by_step, w = _filled_channels("step")
+    q, _ = _filled_channels("range")
+    b, b_step = q.bit_tensor(), by_step.bit_tensor()
+    assert torch.equal(b.detach(), b_step.detach())
+    b.sum().backward()
+    b_step.sum().backward()
+    assert torch.allclose(q.log2_qplus.grad, by_step.log2_qplus.grad)
+    assert torch.allclose(q.log2_step.grad, by_step.log2_step.grad)
+    before = q(w).detach()
+    q.set_learn_bits(False)
+    assert torch.allclose(q(w).detach(), before, atol=1e-7) and q.channel_bits().tolist() == [2, 3, 4, 5]
+    assert torch.equal(q.dequantize(q.quantize(w)), q(w).detach())
+    q.set_learn_bits(True)
+    assert torch.allclose(q(w).detach(), before, atol=1e-7)
+
+
+def test_learned_range_fill_anchor_task_gradient_reaches_qplus_inside_a_bit_width():
+    """Under the step anchor a value between q+ and d * levels is not clipped, so the task
+    loss cannot hold q+ up inside a bit-width; under the range anchor it is, and can."""
+    grads = {}
+    for anchor in ("step", "range"):
+        q, _ = _filled_channels(anchor)
+        x = (q.qplus.detach() * 1.3).unsqueeze(1).expand(4, 8).clone()  # between q+ and d * levels for 3-5 bits
+        q(x).sum().backward()
+        grads[anchor] = q.log2_qplus.grad[1:]
+    assert float(grads["step"].abs().max()) == 0.0
+    assert bool((grads["range"] > 0).all())
+
+
+def test_learned_range_fill_anchor_is_validated():
+    with pytest.raises(ConfigError, match="fill_anchor must be one of step, range, got 'grid'"):
+        QuantizerConfig(kind="learned_range", fill_levels=True, fill_anchor="grid")

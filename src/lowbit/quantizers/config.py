@@ -26,6 +26,7 @@ GRANULARITY_ALIASES = {"scalar": ("tensor", 0), "per_tensor": ("tensor", 0),
                        "row": ("channel", 0), "per_channel": ("channel", 0),
                        "column": ("channel", 1), "per_group": ("group", 0)}
 OBSERVERS = ("minmax", "percentile", "gaussian", "mse")
+FILL_ANCHORS = ("step", "range")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class QuantizerConfig:
     bits_min/bits_max/learn_bits: bounds and switch for learned bit-widths (learned_range).
     fill_levels: learned_range uses every level its integer bit-width pays for (n = 2 -> 3
       at 2 unsigned bits), so the learned range acts only through the bit-width.
+    fill_anchor: what a filled grid keeps: ``step`` (d; the clip range grows to the filled
+      levels, so it halves when a bit-width drops) or ``range`` (q+; the step becomes
+      q+ / levels, so the clip range moves continuously and only the step jumps).
     threshold/eps: the ratio threshold lambda and epsilon of the nested quantizer.
     """
 
@@ -70,6 +74,7 @@ class QuantizerConfig:
     bits_max: int = 8
     learn_bits: bool = True
     fill_levels: bool = False
+    fill_anchor: str = "step"
     threshold: float = 1e-3
     eps: float = 1e-8
 
@@ -118,6 +123,8 @@ class QuantizerConfig:
                 raise ConfigError(f"bits ({self.bits}) must lie in [bits_min, bits_max] = [{lo}, {hi}]")
             if not self.symmetric:
                 raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
+            if self.fill_anchor not in FILL_ANCHORS:
+                raise ConfigError(f"fill_anchor must be one of {', '.join(FILL_ANCHORS)}, got {self.fill_anchor!r}")
         if kind == "nested":
             if not (math.isfinite(self.threshold) and self.threshold > 0):
                 raise ConfigError(f"nested threshold (lambda) must be > 0, got {self.threshold}")
