@@ -182,8 +182,9 @@ class LearnedRangeQuantizer(Quantizer):
         if flag and not self.learn_bits and ready:
             self.set_step_and_range(qplus=self.effective_range())
         elif not flag and self.learn_bits and ready:
-            step, levels = self.grid_step().detach(), self.levels()
-            self.set_step_and_range(step=step)  # the range anchor's grid step becomes d
+            levels = self.levels()
+            if self._anchored_to_range():  # its grid step becomes d
+                self.set_step_and_range(step=self.grid_step().detach())
             self.tied_levels.copy_(levels)
         self.learn_bits = bool(flag)
 
