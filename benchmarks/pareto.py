@@ -275,7 +275,8 @@ def table(scale: str, rows: list, cfg: dict, missing: list = (), seeds: tuple = 
               if cfg.get("mp_start_at_point") else "") +
              (f", then `--set {' '.join(cfg['mp_after_sets'])}`" if cfg.get("mp_after_sets") else "") +
              (f". Seed s > 0 adds `--set seed=s` to both sides; top-1 is the mean over the seeds recorded for the point (sN: seed N), "
-              "KB the largest, and the paired deltas compare the two sides seed by seed"
+              "KB the largest, ± the standard error of the difference of means (unpaired: a rerun at the same seed "
+              "can move top-1 by 0.3), and the paired deltas compare the two sides seed by seed"
               if seeds_arg else "") +
              f". Plot: [results/pareto-{scale}{_seeds_suffix(seeds)}.png]"
              f"(results/pareto-{scale}{_seeds_suffix(seeds)}.png)." +

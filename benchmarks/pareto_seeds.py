@@ -5,6 +5,9 @@ appends ``--set seed=s`` to a run's settings and ``-seed{s}`` to its record's na
 accuracy is the mean over its seeds; its size is the largest over them (a mixed run's size
 can differ a little from seed to seed, and "no larger than the uniform point" must hold for
 every one of them). The delta is paired: mixed minus uniform for each seed both sides have.
+The delta of means comes with its standard error, unpaired (Welch): one seed does not pin a
+run's noise, since rerunning a 5-epoch ResNet-20 point at the same seed after a change that
+moved no value by more than rounding error moved its top-1 by 0.28 (docs/methods.md).
 
 >>> seed_sets(0), seed_sets(2), seed_suffix(2)
 ([], ['seed=2'], '-seed2')
@@ -14,8 +17,9 @@ every one of them). The delta is paired: mixed minus uniform for each seed both 
 
 from __future__ import annotations
 
+import math
 import statistics
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 KB = 1024
 
@@ -62,6 +66,19 @@ def paired_deltas(mixed: Dict, uniform: Dict) -> Dict[str, float]:
     return {s: mine[s] - theirs[s] for s in mine if s in theirs}
 
 
+def delta_se(mixed: Dict, uniform: Dict) -> Optional[float]:
+    """Standard error of mean(mixed) - mean(uniform) over their seeds, unpaired:
+    ``sqrt(var_m / n_m + var_u / n_u)`` with sample variances; None under 2 seeds a side.
+
+    >>> round(delta_se({"top1_by_seed": {"0": 87.0, "1": 86.0}}, {"top1_by_seed": {"0": 87.0, "1": 87.0}}), 3)
+    0.5
+    """
+    m, u = list(mixed["top1_by_seed"].values()), list(uniform["top1_by_seed"].values())
+    if len(m) < 2 or len(u) < 2:
+        return None
+    return math.sqrt(statistics.variance(m) / len(m) + statistics.variance(u) / len(u))
+
+
 def _acc(p: Dict) -> str:
     seeds = ", ".join(f"s{k} {v:.2f}" for k, v in p["top1_by_seed"].items())
     return f"{p['top1']:.2f} ({seeds})"
@@ -69,10 +86,10 @@ def _acc(p: Dict) -> str:
 
 def seeds_table(title: str, intro: str, rows: List[Dict], label) -> str:
     """Markdown: per uniform point, its mean and per-seed top-1, the mixed point's, and the
-    mean of the paired deltas with each seed's delta."""
+    difference of the means (± its standard error) with each seed's delta."""
     lines = [title, "", intro, "",
              "| uniform | KB | top-1 % mean (by seed) | best mixed precision ≤ that size | KB (max) "
-             "| top-1 % mean (by seed) | delta of means | paired deltas by seed |",
+             "| top-1 % mean (by seed) | delta of means (± SE) | paired deltas by seed |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         u, m = r["uniform"], r["mixed"]
@@ -80,7 +97,8 @@ def seeds_table(title: str, intro: str, rows: List[Dict], label) -> str:
         if m is None:
             lines.append(left + "| (none this small) | | | | |")
             continue
-        pairs = paired_deltas(m, u)
+        pairs, se = paired_deltas(m, u), delta_se(m, u)
+        delta = f"{r['delta']:+.2f}" + ("" if se is None else f" ± {se:.2f}")
         lines.append(left + f"| {label(m['params'])} | {m['size'] / KB:.1f} | {_acc(m)} | "
-                     f"{r['delta']:+.2f} | {', '.join(f's{s} {d:+.2f}' for s, d in pairs.items())} |")
+                     f"{delta} | {', '.join(f's{s} {d:+.2f}' for s, d in pairs.items())} |")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,11 @@ def test_seeds_aggregate_to_means_largest_size_and_paired_deltas():
     assert u["top1"] == pytest.approx(86.5) and u["spread"] == pytest.approx(1.0)
     assert m["size"] == 99 and m["top1_by_seed"] == {"0": 87.5, "1": 86.1}
     assert seeds.paired_deltas(m, u) == pytest.approx({"0": 0.5, "1": 0.1})
+    # unpaired standard error of the difference (sample variances 0.98 and 0.5, two seeds each)
+    assert seeds.delta_se(m, u) == pytest.approx(math.sqrt(0.98 / 2 + 0.5 / 2))
+    assert seeds.delta_se(seeds.aggregate(pts[2:3])[0], u) is None, "one seed: no error bar"
+    import doctest
+    assert doctest.testmod(seeds).failed == 0
     with pytest.raises(ValueError, match="given twice"):
         seeds.parse_seeds("0,0")
     with pytest.raises(ValueError, match="non-negative integers"):
