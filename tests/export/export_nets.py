@@ -61,6 +61,11 @@ SPECS: Dict[str, QuantSpec] = {
     "dorefa_w3a3": QuantSpec(weight=q("dorefa", 3, granularity="channel"), act=q("dorefa", 3)),
     "learned_range": QuantSpec(weight=q("learned_range", 4, granularity="channel", bits_min=2),
                                act=q("learned_range", 6)),
+    # filled grids anchored at q+: the grid step is q+ / levels, not d (mix_learned_bits' q+/d
+    # of 2.6 and 5.3 fill to 3 and 7 levels)
+    "learned_range_fill_range": QuantSpec(
+        weight=q("learned_range", 4, granularity="channel", bits_min=2, fill_levels=True, fill_anchor="range"),
+        act=q("learned_range", 6, fill_levels=True, fill_anchor="range")),
     "nested": QuantSpec(weight=q("nested", None, granularity="row"), act=q(bits=8)),
     "pow2_w2a2": QuantSpec(weight=q("pow2", 2, granularity="channel"), act=q("pow2", 2)),
     "log2_w4": QuantSpec(weight=q("log2", 4, granularity="channel"), act=q(bits=8)),
@@ -97,7 +102,7 @@ def mix_learned_bits(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, LearnedRangeQuantizer) and m.role == "weight" and m.step.numel() > 1:
             n = torch.arange(m.step.numel()) % 4
-            m.set_step_and_range(qplus=m.step * torch.tensor([1.0, 3.0, 7.0, 100.0])[n].reshape(m.qplus.shape))
+            m.set_step_and_range(qplus=m.step * torch.tensor([1.0, 2.6, 5.3, 100.0])[n].reshape(m.qplus.shape))
 
 
 def build(name: str, net: str = "small", seed: int = 0):
