@@ -6,8 +6,9 @@ accuracy is the mean over its seeds; its size is the largest over them (a mixed 
 can differ a little from seed to seed, and "no larger than the uniform point" must hold for
 every one of them). The delta is paired: mixed minus uniform for each seed both sides have.
 The delta of means comes with its standard error, unpaired (Welch): one seed does not pin a
-run's noise, since rerunning a 5-epoch ResNet-20 point at the same seed after a change that
-moved no value by more than rounding error moved its top-1 by 0.28 (docs/methods.md).
+run's noise, since training amplifies rounding differences (a 5-epoch ResNet-20 point rerun at
+its seed on code changed only in ways not meant to change any number moved by 0.28 top-1;
+docs/methods.md).
 
 >>> seed_sets(0), seed_sets(2), seed_suffix(2)
 ([], ['seed=2'], '-seed2')

@@ -138,7 +138,8 @@ class LearnedRangeQuantizer(Quantizer):
         return torch.clamp(self.qplus, d * n_min, d * n_max)
 
     def levels(self) -> torch.Tensor:
-        """n = round(q+ / d) per slice (float tensor, no gradient)."""
+        """Levels n a side per slice, round(clip range / grid step): round(q+ / d), filled when
+        ``fill_levels`` is on (float tensor, no gradient)."""
         with torch.no_grad():
             return torch.round(self.effective_range() / self.grid_step())
 
@@ -215,7 +216,8 @@ class LearnedRangeQuantizer(Quantizer):
     # ----- forward and integer views -------------------------------------------------------
     def _bounds(self, xv: torch.Tensor, grad_factor: float = 1.0
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(lower, upper, step) broadcast against ``xv``: [-q+, q+] (or [0, q+]) and d."""
+        """(lower, upper, step) broadcast against ``xv``: the clip range [-q+, q+] (or [0, q+])
+        and the grid step."""
         g = self.granularity
         d, q = self.grid_step(), self.effective_range()
         if grad_factor != 1.0 and d.requires_grad:
