@@ -203,8 +203,7 @@ class Budget(Method):
         w, a = self.costs_kb()
         aim = 1.0 - self.config.margin  # the penalty's equilibrium sits a little above its aim
         total = w.new_zeros(())
-        pairs = [(w, self.t_w), (a, self.t_a)] + ([(w + a, self.t_total)] if self.t_total is not None else [])
-        for cost, target in pairs:
+        for cost, target in ((w, self.t_w), (a, self.t_a), (w + a, self.t_total)):
             if target is None:
                 continue
             ratio = cost / (aim * target)
