@@ -4,17 +4,19 @@
 qgt        quantization-guided training regularizer (seed 000)
 budget     learned mixed precision under a memory budget (seed 001)
 distill    knowledge distillation from the float model (soft-label or penalty)
-guided     joint training with a full-precision twin (seed 002)
+guided     joint training with a full-precision twin (Zhuang et al.: Towards Effective
+           Low-bitwidth Convolutional Neural Networks)
 penalties  nested-quantizer loss terms (seed 003)
 swa        stochastic weight averaging of end-of-epoch weights (float and fixed-bit QAT)
 =========  ===================================================================
 """
 
 from .average import SWA, SWAConfig
-from .base import METHODS, Method, TrainContext
+from .base import METHODS, Companion, Method, TrainContext
 from .budget import Budget, BudgetConfig
 from .distill import Distill, DistillConfig
+from .guided import Guided, GuidedConfig
 from .qgt import QGT, QGTConfig
 
-__all__ = ["METHODS", "Method", "TrainContext", "QGT", "QGTConfig", "Budget", "BudgetConfig", "Distill",
-           "DistillConfig", "SWA", "SWAConfig"]
+__all__ = ["METHODS", "Companion", "Method", "TrainContext", "QGT", "QGTConfig", "Budget", "BudgetConfig", "Distill",
+           "DistillConfig", "Guided", "GuidedConfig", "SWA", "SWAConfig"]

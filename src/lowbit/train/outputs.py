@@ -74,6 +74,7 @@ def finish_run(t) -> Dict[str, Any]:
     final = evaluate(t.model, t.data.test_loader, t.device)
     cost = account(t.model, t.example.to(t.device), fold_bn=t.recipe.fold_bn)
     metrics = collect_metrics(t, final, cost)
+    metrics.update(t.companions.evaluate(t.data.test_loader, t.device))  # e.g. twin_top1
     if t.dist.is_main:
         out = t.out
         out.mkdir(parents=True, exist_ok=True)  # a 0-epoch (PTQ) run has written no checkpoint yet

@@ -235,7 +235,10 @@ def _check_methods(recipe: Recipe) -> None:
     from ..methods import METHODS  # methods validate their own arguments
 
     for m in recipe.methods:
-        METHODS.get(m.name).config_from(m.args)
+        cfg = METHODS.get(m.name).config_from(m.args)
+        changes = getattr(cfg, "optim", None)  # optimizer changes for a method's companion network
+        if changes:
+            build(OptimConfig, {**to_plain(recipe.optim), **changes}, f"methods.{m.name}.optim")
 
 
 def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
