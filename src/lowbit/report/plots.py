@@ -2,12 +2,13 @@
 
 * QGT weight histograms (seed 000, Figure 4): float baseline vs QGT-trained weights of selected
   layers, in units of the quantization step, where QGT's clustering on the grid is visible.
+* Learning curves: test top-1 per epoch of several runs or sweep points in one plot.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -60,6 +61,28 @@ def save_weight_histograms(qgt, path: Path) -> Optional[Path]:
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("weight / step + zero point (grid points at integers)", fontsize=7)
     axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_curves_plot(curves: Dict[str, List[float]], path: Path, ylabel: str = "test top-1 (%)",
+                     title: str = "") -> Optional[Path]:
+    """One line per named curve (a value per epoch, epochs from 1) in one PNG."""
+    plt = _pyplot()
+    if plt is None or not any(curves.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name, values in curves.items():
+        if values:
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -46,6 +46,9 @@ class ModelConfig:
     fold_bn: fold every batch norm into the Conv/Linear before it right after loading ``init``,
     so the model trains without batch norm, exactly as it is deployed (``quant.int_bias``
     needs this for models with batch norm).
+    scalar_layer: give the model a trainable scalar multiplying its logits, starting at this
+    value (Zhuang et al., Towards Effective Low-bitwidth CNNs, Section 3.6, use 0.01); exports
+    keep it. ``init`` weights without one leave it at this value.
     """
 
     name: str
@@ -57,6 +60,11 @@ class ModelConfig:
     channels_last: bool = True
     compile: bool = False
     fold_bn: bool = False
+    scalar_layer: Optional[float] = None
+
+    def __post_init__(self):
+        if self.scalar_layer is not None:
+            _positive("model.scalar_layer", self.scalar_layer)
 
 
 @dataclass(frozen=True)
