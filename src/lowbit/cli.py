@@ -186,13 +186,16 @@ def cmd_recipes(args) -> int:
     from .methods import METHODS
     from .train.recipe import bundled_recipes_dir
 
-    files = sorted(bundled_recipes_dir().glob("*.yaml"))
+    root = bundled_recipes_dir()
+    files = sorted(root.rglob("*.yaml"), key=lambda f: (len(f.relative_to(root).parts), f))
+    names = [str(f.relative_to(root).with_suffix("")) for f in files]  # subfolder/name works too
+    width = max([34] + [len(n) for n in names])
     print("bundled recipes (lowbit train NAME --out DIR):")
-    for f in files:
+    for f, name in zip(files, names):
         data = yaml.safe_load(f.read_text()) or {}
         desc = " ".join(str(data.get("description", "")).split())
         first = desc.split(". ")[0].rstrip(".")
-        print(f"  {f.stem:<34} {first}")
+        print(f"  {name:<{width}} {first}")
     print("\ntraining methods (recipe `methods:` entries): " + ", ".join(METHODS.names() or ["none"]))
     return 0
 

@@ -9,7 +9,7 @@ paths), each with a grid of values or a range::
     quant.weight.bits=int:2:8                    integer
 
 Grid (every parameter a list of values, no ``--trials``): every recipe x every combination runs,
-in order, in ``OUT/<recipe>+<key>=<value>...`` (the recipe part only with several recipes). With
+in order, in ``OUT/<recipe>+<key>=<value>...`` (``<recipe>``: the file's stem). With
 ``seeds`` each point runs once per seed (``...+seed=<s>``, the recipe's ``seed`` field set), all
 points at the first seed before any at the next, so a complete first table exists early. A run
 folder that holds ``metrics.json`` is done; one with a checkpoint resumes: rerunning the same
@@ -122,8 +122,8 @@ def parse_seeds(text: str) -> List[int]:
 def run_name(recipe: Optional[str], params: Dict[str, Any], seed: Optional[int]) -> str:
     """The run folder of a grid point: ``recipe+key=value+...+seed=s`` (one path component).
 
-    >>> run_name("w2-ts", {"optim.lr": 0.05}, 1), run_name(None, {"quant.weight.bits": 2}, None)
-    ('w2-ts+optim.lr=0.05+seed=1', 'quant.weight.bits=2')
+    >>> run_name("w2-ts", {"optim.lr": 0.05}, 1), run_name("mlp", {"quant.weight.bits": 2}, None)
+    ('w2-ts+optim.lr=0.05+seed=1', 'mlp+quant.weight.bits=2')
     """
     parts = ([recipe] if recipe else []) + [f"{k}={json.dumps(v)}" for k, v in params.items()]
     parts += [f"seed={seed}"] if seed is not None else []
@@ -245,9 +245,8 @@ class Sweep:
         plan = [(seed, label, dict(zip([p.key for p in self.params], combo)))
                 for seed in (self.seeds or [None]) for label in self.labels for combo in combos]
         rows, names = [], set()
-        several = len(self.labels) > 1
         for i, (seed, label, values) in enumerate(plan):
-            name = run_name(label if several else None, values, seed)
+            name = run_name(label, values, seed)
             if name in names:
                 raise ConfigError(f"two sweep points share the run folder {name!r}; make the values distinct")
             names.add(name)

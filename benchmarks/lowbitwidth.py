@@ -1,0 +1,149 @@
+"""The ablation of Zhuang, Shen, Tan, Liu, Reid (Towards Effective Low-bitwidth Convolutional
+Neural Networks, CVPR 2018, Tables 4/5) at small scale on ResNet-20 / CIFAR-10, and its
+learning-from-scratch vs fine-tuning comparison (Fig. 2) on ResNet-8.
+
+    python benchmarks/lowbitwidth.py               # train what is missing (resumable), then tables
+    python benchmarks/lowbitwidth.py --table-only  # only rewrite the results from the runs
+
+Every step is one ``lowbit sweep`` over the recipes in ``recipes/lowbitwidth/`` (a finished run
+is reused, an interrupted one resumes), in an order that gives answers early: the 2-bit
+baseline at two seeds (the run-to-run noise), every row at 2 bits (seed 0), every row at 4 bits
+(seed 0), every 2-bit row at a second seed, then the scratch vs fine-tuning pair. The study scale
+(``--set data.train_limit=...``) is the same for every row; each row trains 6 such epochs.
+Results: ``benchmarks/results/lowbitwidth-{w2,w4,scratch}.json`` (the sweeps' summaries),
+``benchmarks/results/lowbitwidth-scratch.png`` and the section ``lowbitwidth`` of results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from results_md import update_section  # noqa: E402
+
+RECIPES = "recipes/lowbitwidth"
+SCALE = ["data.train_limit=10000"]  # images per epoch, the same for every row
+ROWS = [("baseline", "Baseline"), ("ts", "TS"), ("pq", "PQ"), ("guided", "Guided"), ("pq-ts", "PQ+TS"),
+        ("ts-guided", "TS+Guided"), ("pq-ts-guided", "PQ+TS+Guided"),
+        ("pq-ts-guided-float-ends", "PQ+TS+Guided**")]
+SCRATCH_INIT = "baselines/resnet8-cifar10.safetensors"
+
+
+def steps() -> list:
+    """(name, recipes, extra sweep arguments) in the order they run."""
+    w = lambda b: [f"{RECIPES}/resnet20-w{b}-{row}.yaml" for row, _ in ROWS]  # noqa: E731
+    return [("w2", [f"{RECIPES}/resnet20-w2-baseline.yaml"], ["--seeds", "0,1"]),
+            ("w2", w(2), ["--seeds", "0"]),
+            ("w4", w(4), ["--seeds", "0"]),
+            ("w2", w(2), ["--seeds", "0,1"]),
+            ("scratch", [f"{RECIPES}/resnet8-w4-ts.yaml"], ["--param", f"model.init=null,{SCALE and SCRATCH_INIT}"])]
+
+
+def command(name: str, recipes: list, extra: list, runs: Path) -> list:
+    sets = [a for s in SCALE for a in ("--set", s)]
+    return ["lowbit", "sweep", *recipes, *extra, *sets, "--out", str(runs / name), "--quiet"]
+
+
+def run(runs: Path) -> None:
+    for name, recipes, extra in steps():
+        cmd = command(name, recipes, extra, runs)
+        print("$ " + " ".join(cmd), flush=True)
+        subprocess.run([sys.executable, "-m", "lowbit", *cmd[1:]], cwd=REPO, check=True)
+
+
+def _cell(p, key="top1") -> str:
+    if p is None or key not in p["mean"]:
+        return ""
+    se = p["se"].get(key)
+    seeds = "" if p["n"] < 2 else " (" + ", ".join(
+        f"{json.load(open(Path(r) / 'metrics.json'))[key]:.2f}" for r in p["runs"]) + ")"
+    return f"{p['mean'][key]:.2f}" + (f" ± {se:.2f}" if se is not None else "") + seeds
+
+
+def _points(summary: dict) -> dict:
+    """{row: point} of a sweep over the lowbitwidth recipes."""
+    out = {}
+    for p in summary.get("points", []):
+        out[p["recipe"].split("-", 2)[2]] = p  # resnet20-w2-pq-ts -> pq-ts
+    return out
+
+
+def table(w4: dict, w2: dict) -> list:
+    lines = ["| method | W4A4 top-1 % | W2A2 top-1 % (mean ± s.e. (seeds)) | W2A2 vs Baseline | twin top-1 % (W4A4 / W2A2) |",
+             "|---|---|---|---|---|"]
+    base = w2.get("baseline")
+    for row, label in ROWS:
+        p4, p2 = w4.get(row), w2.get(row)
+        delta = ""
+        if p2 is not None and base is not None and p2 is not base:
+            d = p2["mean"]["top1"] - base["mean"]["top1"]
+            ses = [x["se"].get("top1") for x in (p2, base)]
+            err = (sum(s * s for s in ses) ** 0.5) if all(s is not None for s in ses) else None
+            delta = f"{d:+.2f}" + (f" ± {err:.2f}" if err is not None else "")
+        twin = " / ".join(_cell(p, "twin_top1") or "-" for p in (p4, p2)) if "guided" in row else ""
+        lines.append(f"| {label} | {_cell(p4)} | {_cell(p2)} | {delta} | {twin} |")
+    return lines
+
+
+def scratch_lines(summary: dict) -> list:
+    lines = []
+    for p in summary.get("points", []):
+        init = p["params"].get("model.init")
+        curve = ", ".join(f"{v:.1f}" for v in p["curves"].get("top1", []))
+        lines.append(f"- {'from scratch' if init is None else 'fine-tuned from ' + init}: final "
+                     f"{p['mean']['top1']:.2f}%; test top-1 per epoch: {curve}")
+    return lines
+
+
+def write_results(runs: Path) -> None:
+    results = REPO / "benchmarks" / "results"
+    summaries = {}
+    for name in ("w2", "w4", "scratch"):
+        src = runs / name / "sweep.json"
+        if src.is_file():
+            shutil.copyfile(src, results / f"lowbitwidth-{name}.json")
+        dst = results / f"lowbitwidth-{name}.json"
+        summaries[name] = json.loads(dst.read_text()) if dst.is_file() else {}
+    if (runs / "scratch" / "curves.png").is_file():
+        shutil.copyfile(runs / "scratch" / "curves.png", results / "lowbitwidth-scratch.png")
+    cmd = "python benchmarks/lowbitwidth.py"
+    text = ["## Low-bitwidth ablation: TS, PQ, Guided (ResNet-20 / CIFAR-10)", "",
+            f"Command: `{cmd}` (the `lowbit sweep` commands it runs: "
+            + "; ".join(f"`{' '.join(command(n, [r if len(r_) == 1 else f'{RECIPES}/resnet20-{n}-*.yaml' for r in r_[:1]], e, Path('runs/lowbitwidth')))}`"
+                        for n, r_, e in steps()[1:4]) + ").",
+            "",
+            "Rows are the recipes in `recipes/lowbitwidth/` (Zhuang et al., Tables 4/5): DoReFa "
+            "weights and activations on every layer, the network input at 8 bits, the scalar layer, "
+            "fine-tuned from `baselines/resnet20-cifar10.safetensors` (87.62%); every row trains 6 "
+            f"epochs of {SCALE[0].split('=')[1]} training images (cosine learning rate per phase, "
+            "SGD 0.05) and is tested on the 10,000 test images. PQ goes 8 -> 4 (-> 2) bits, TS "
+            "quantizes weights then activations, PQ+TS runs both stages progressively, Guided adds "
+            "the full-precision twin (lambda 1e-3 at the inputs of layer3.0.conv1 and fc), ** keeps "
+            "the first conv and last FC weights in float. W2A2: mean ± standard error over seeds "
+            "0 and 1 (each seed in brackets); W4A4: seed 0. One CPU thread per run.", ""]
+    text += table(_points(summaries["w4"]), _points(summaries["w2"]))
+    if summaries["scratch"]:
+        text += ["", "### Learning from scratch vs fine-tuning (Fig. 2), ResNet-8 W4A4 TS", "",
+                 "![scratch vs fine-tuning](results/lowbitwidth-scratch.png)", ""] + scratch_lines(summaries["scratch"])
+    update_section("lowbitwidth", "\n".join(text))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default=str(REPO / "runs" / "lowbitwidth"), help="where the sweeps go")
+    ap.add_argument("--table-only", action="store_true", help="only rewrite the results")
+    args = ap.parse_args()
+    if not args.table_only:
+        run(Path(args.runs))
+    write_results(Path(args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
