@@ -82,3 +82,12 @@ def test_two_processes_train_the_twin_like_one(tmp_path):
     b = json.loads((ddp / "metrics.json").read_text())
     # the twin's gradients are averaged over the processes like the model's
     assert abs(a["twin_top1"] - b["twin_top1"]) <= 0.5 and abs(a["top1"] - b["top1"]) <= 0.5
+
+
+def test_bad_guided_points_are_a_one_line_error_before_any_file(tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", _guided_recipe(points=["layer9.*"]))
+    r = run_cli("train", path, "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.startswith("lowbit train: error")]
+    assert len(lines) == 1 and "guided point 'layer9.*' matches no quantized layer" in lines[0]
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

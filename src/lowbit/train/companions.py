@@ -41,7 +41,7 @@ class Companions:
         for c in self.items:
             if not c.trainable:
                 continue
-            cfg = replace(optim_cfg, quant_lr=None, **c.optim)
+            cfg = replace(optim_cfg, **{"quant_lr": None, **c.optim})  # a companion has no quantizers
             lr = cfg.lr if "lr" in c.optim else base_lr
             self.configs[c.name], self.lr_ratio[c.name] = cfg, lr / base_lr
             self.optimizers[c.name] = build_optimizer(c.module, cfg, lr)

@@ -31,8 +31,8 @@ from ..errors import CheckpointError, LowbitError
 from ..methods import TrainContext
 from ..nn.control import project_quantizers, set_quant_state
 from .build import build_data, build_float_model, build_methods, example_input, quantize_model
-from .companions import Companions
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from .companions import Companions
 from .distributed import barrier, init_distributed
 from .evaluate import evaluate
 from .optim import build_optimizer, set_lr
