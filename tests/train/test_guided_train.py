@@ -2,13 +2,10 @@
 in the log, metrics and report; a fixed twin; exports hold the low-bit model alone."""
 
 import json
-import os
-import subprocess
-import sys
 
 import torch
 
-from conftest import REPO, run_cli, tiny_recipe, write_recipe
+from conftest import run_cli, run_torchrun, tiny_recipe, write_recipe
 from lowbit.train import Trainer
 from lowbit.train.recipe import recipe_from_dict
 
@@ -73,10 +70,7 @@ def test_two_processes_train_the_twin_like_one(tmp_path):
     path = write_recipe(tmp_path / "r.yaml", _guided_recipe())
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert run_cli("train", path, "--out", single, "--quiet").returncode == 0
-    env = {**os.environ, "LOWBIT_COMPILE": "0", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        "--master_port=29519", "-m", "lowbit", "train", str(path), "--out", str(ddp),
-                        "--quiet"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    r = run_torchrun(path, ddp, port=29519)
     assert r.returncode == 0, r.stderr[-2000:]
     a = json.loads((single / "metrics.json").read_text())
     b = json.loads((ddp / "metrics.json").read_text())

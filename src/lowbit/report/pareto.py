@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .plots import _pyplot
+from .plots import _pyplot, save_figure
 
 KB = 1024
 
@@ -46,9 +46,4 @@ def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
     ax.set_xlabel("total memory: packed weights + activation feature maps (KB)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, ax, path)

@@ -25,6 +25,17 @@ def _pyplot():
         return None
 
 
+def save_figure(fig, ax, path: Path, legend_size: int = 8) -> Path:
+    """Grid, legend, tight layout, write ``path`` (110 dpi) and close the figure."""
+    plt = _pyplot()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def pick_layers(names: List[str], count: int) -> List[str]:
     """``count`` names spread evenly from first to last (always including the last)."""
     if count >= len(names):
@@ -81,9 +92,4 @@ def save_curves_plot(curves: Dict[str, List[float]], path: Path, ylabel: str = "
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, ax, path, legend_size=7)
