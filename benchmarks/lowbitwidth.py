@@ -118,21 +118,22 @@ def write_results(runs: Path) -> None:
         summaries[name] = json.loads(dst.read_text()) if dst.is_file() else {}
     if (runs / "scratch" / "curves.png").is_file():
         shutil.copyfile(runs / "scratch" / "curves.png", results / "lowbitwidth-scratch.png")
-    cmd = "python benchmarks/lowbitwidth.py"
+    sweeps = ["  " + " ".join(command(n, [r if len(rs) == 1 else f"{RECIPES}/resnet20-{n}-*.yaml"
+                                          for r in rs[:1]], e, Path("runs/lowbitwidth"))) for n, rs, e in steps()]
     text = ["## Low-bitwidth ablation: TS, PQ, Guided (ResNet-20 / CIFAR-10)", "",
-            f"Command: `{cmd}` (the `lowbit sweep` commands it runs: "
-            + "; ".join(f"`{' '.join(command(n, [r if len(r_) == 1 else f'{RECIPES}/resnet20-{n}-*.yaml' for r in r_[:1]], e, Path('runs/lowbitwidth')))}`"
-                        for n, r_, e in steps()[1:4]) + ").",
-            "",
-            "Rows are the recipes in `recipes/lowbitwidth/` (Zhuang et al., Tables 4/5): DoReFa "
-            "weights and activations on every layer, the network input at 8 bits, the scalar layer, "
-            "fine-tuned from `baselines/resnet20-cifar10.safetensors` (87.62%); every row trains 6 "
-            f"epochs of {SCALE[0].split('=')[1]} training images (cosine learning rate per phase, "
-            "SGD 0.05) and is tested on the 10,000 test images. PQ goes 8 -> 4 (-> 2) bits, TS "
-            "quantizes weights then activations, PQ+TS runs both stages progressively, Guided adds "
-            "the full-precision twin (lambda 1e-3 at the inputs of layer3.0.conv1 and fc), ** keeps "
-            "the first conv and last FC weights in float. W2A2: mean ± standard error over seeds "
-            "0 and 1 (each seed in brackets); W4A4: seed 0. One CPU thread per run.", ""]
+            "Command: `python benchmarks/lowbitwidth.py`, which runs these sweeps in order (each "
+            "resumable; the recipe globs expand to the rows below, in their order):", "", "```",
+            *sweeps, "```", "",
+            "Rows are the recipes in `recipes/lowbitwidth/` (Zhuang, Shen, Tan, Liu, Reid: Towards "
+            "Effective Low-bitwidth Convolutional Neural Networks, Tables 4/5): DoReFa weights and "
+            "activations on every layer, the network input at 8 bits, the scalar layer, fine-tuned "
+            "from `baselines/resnet20-cifar10.safetensors` (87.62%). Every row trains 6 epochs of "
+            f"{int(SCALE[0].split('=')[1]):,} training images (SGD, lr 0.05, a cosine per phase) and is "
+            "tested on the 10,000 test images. PQ goes 8 -> 4 (-> 2) bits; TS quantizes the weights, "
+            "then the activations too; PQ+TS runs both stages progressively; Guided adds the "
+            "full-precision twin (lambda and points in the recipes); ** keeps the first conv and "
+            "last FC weights in float. W2A2: mean ± standard error over seeds 0 and 1 (each seed "
+            "in brackets); W4A4: seed 0. One CPU thread per run.", ""]
     text += table(_points(summaries["w4"]), _points(summaries["w2"]))
     if summaries["scratch"]:
         text += ["", "### Learning from scratch vs fine-tuning (Fig. 2), ResNet-8 W4A4 TS", "",
