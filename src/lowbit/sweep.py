@@ -47,6 +47,7 @@ from .report.aggregate import aggregate_points, history_curves
 from .report.pareto import pareto_front, save_pareto_plot  # noqa: F401 (pareto_front: public here too)
 from .report.plots import save_curves_plot
 from .train.loop import Trainer
+from .train.outputs import write_json
 from .train.recipe import load_recipe
 
 RANGE_KINDS = ("log", "float", "int")
@@ -305,7 +306,7 @@ class Sweep:
         summary = {"recipe": self.recipes[0], "recipes": self.recipes, "objectives": self.objectives,
                    "overrides": self.overrides, "seeds": self.seeds, "trials": rows,
                    "points": points, "pareto": pareto_front(points)}
-        (self.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(self.out / "sweep.json", summary)  # atomic: a reader never sees half a file
         save_pareto_plot({"sweep": points}, self.out / "pareto.png")
         save_curves_plot({p["label"]: p["curves"].get("top1", []) for p in points}, self.out / "curves.png",
                          title="test top-1 per epoch" + (" (mean over seeds)" if self.seeds else ""))
