@@ -12,7 +12,7 @@ from lowbit import LayerOverride, QuantizerConfig, QuantSpec, prepare
 from lowbit.errors import ConfigError
 from lowbit.methods import METHODS, TrainContext
 from lowbit.methods.guided import Guided, GuidedConfig, default_points, guidance_loss
-from lowbit.models import create_model
+from lowbit.models import create_model, list_models
 
 SPEC = QuantSpec(weight=QuantizerConfig(kind="dorefa", bits=2), act=QuantizerConfig(kind="dorefa", bits=2),
                  overrides=(LayerOverride("@first", act="float"),))
@@ -121,3 +121,12 @@ def test_guided_errors_name_the_problem():
 
         recipe_from_dict({"model": {"name": "mlp"}, "data": {"dataset": "mnist"}, "quant": {},
                           "methods": [{"name": "guided", "args": {"optim": {"momentun": 0.5}}}]})
+
+
+@pytest.mark.parametrize("name", sorted(m["name"] for m in list_models()))
+def test_every_bundled_model_has_default_points_that_resolve(name):
+    from lowbit.methods.guided import DEFAULT_POINTS, resolve_points
+
+    q = prepare(create_model(name))
+    assert name in DEFAULT_POINTS
+    assert len(resolve_points(q, default_points(q))) == len(DEFAULT_POINTS[name])
