@@ -144,7 +144,7 @@ def parse_objective(text: str) -> Tuple[str, str]:
 
 
 def total_size_bytes(metrics: Dict[str, Any]) -> float:
-    """Weights (as packed) plus the summed activation feature maps (seed 001's memory cost)."""
+    """Weights (as packed) plus the summed activation feature maps (Schaefer et al.'s memory cost)."""
     return metrics["size_bytes_packed"] + metrics["act_bits_total"] / 8
 
 
