@@ -49,7 +49,9 @@ def steps() -> list:
 
 def command(name: str, recipes: list, extra: list, runs: Path) -> list:
     sets = [a for s in SCALE for a in ("--set", s)]
-    return ["lowbit", "sweep", *recipes, *extra, *sets, "--out", str(runs / name), "--quiet"]
+    out = runs / name
+    out = out.relative_to(REPO) if out.is_absolute() and out.is_relative_to(REPO) else out
+    return ["lowbit", "sweep", *recipes, *extra, *sets, "--out", str(out), "--quiet"]
 
 
 def run(runs: Path, only: list) -> None:
@@ -78,6 +80,18 @@ def _points(summary: dict) -> dict:
         p["values"] = {k: [t["metrics"].get(k) for t in runs] for k in ("top1", "twin_top1")}
         out[p["recipe"].split("-", 2)[2]] = p  # resnet20-w2-pq-ts -> pq-ts
     return out
+
+
+def pooled_sd(points: dict) -> tuple:
+    """Run-to-run standard deviation of top-1 pooled over the rows with two or more seeds
+    (sample variances averaged), and how many rows it pools."""
+    variances = []
+    for p in points.values():
+        v = [x for x in p["values"]["top1"] if x is not None]
+        if len(v) >= 2:
+            m = sum(v) / len(v)
+            variances.append(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+    return ((sum(variances) / len(variances)) ** 0.5 if variances else None), len(variances)
 
 
 def table(w4: dict, w2: dict) -> list:
@@ -112,8 +126,9 @@ def write_results(runs: Path) -> None:
     summaries = {}
     for name in ("w2", "w4", "scratch"):
         src = runs / name / "sweep.json"
-        if src.is_file():
-            shutil.copyfile(src, results / f"lowbitwidth-{name}.json")
+        if src.is_file():  # run folders relative to the repository
+            text = src.read_text().replace(f"{REPO}/", "")
+            (results / f"lowbitwidth-{name}.json").write_text(text)
         dst = results / f"lowbitwidth-{name}.json"
         summaries[name] = json.loads(dst.read_text()) if dst.is_file() else {}
     if (runs / "scratch" / "curves.png").is_file():
@@ -134,7 +149,13 @@ def write_results(runs: Path) -> None:
             "full-precision twin (lambda and points in the recipes); ** keeps the first conv and "
             "last FC weights in float. W2A2: mean ± standard error over seeds 0 and 1 (each seed "
             "in brackets); W4A4: seed 0. One CPU thread per run.", ""]
-    text += table(_points(summaries["w4"]), _points(summaries["w2"]))
+    w2 = _points(summaries["w2"])
+    text += table(_points(summaries["w4"]), w2)
+    sd, rows = pooled_sd(w2)
+    if sd is not None:
+        text += ["", f"Run-to-run noise at W2A2: a standard deviation of {sd:.2f} points between seeds, "
+                 f"pooled over {rows} row(s); a difference of two 2-seed means has a standard error of "
+                 f"about {sd:.2f}."]
     if summaries["scratch"]:
         text += ["", "### Learning from scratch vs fine-tuning (Fig. 2), ResNet-8 W4A4 TS", "",
                  "![scratch vs fine-tuning](results/lowbitwidth-scratch.png)", ""] + scratch_lines(summaries["scratch"])
