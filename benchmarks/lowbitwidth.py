@@ -34,7 +34,6 @@ SCALE = ["data.train_limit=10000", "eval_fp32=false"]
 ROWS = [("baseline", "Baseline"), ("ts", "TS"), ("pq", "PQ"), ("guided", "Guided"), ("pq-ts", "PQ+TS"),
         ("ts-guided", "TS+Guided"), ("pq-ts-guided", "PQ+TS+Guided"),
         ("pq-ts-guided-float-ends", "PQ+TS+Guided**")]
-SCRATCH_INIT = "baselines/resnet8-cifar10.safetensors"
 
 
 def steps() -> list:
@@ -44,7 +43,7 @@ def steps() -> list:
             ("w2", w(2), ["--seeds", "0"]),
             ("w4", w(4), ["--seeds", "0"]),
             ("w2", w(2), ["--seeds", "0,1"]),
-            ("scratch", [f"{RECIPES}/resnet8-w4-ts.yaml"], ["--param", f"model.init=null,{SCRATCH_INIT}"])]
+            ("scratch", [f"{RECIPES}/resnet8-w4-ts-scratch.yaml", f"{RECIPES}/resnet8-w4-ts.yaml"], [])]
 
 
 def command(name: str, recipes: list, extra: list, runs: Path) -> list:
@@ -114,10 +113,10 @@ def table(w4: dict, w2: dict) -> list:
 def scratch_lines(summary: dict) -> list:
     lines = []
     for p in summary.get("points", []):
-        init = p["params"].get("model.init")
         curve = ", ".join(f"{v:.1f}" for v in p["curves"].get("top1", []))
-        lines.append(f"- {'from scratch' if init is None else 'fine-tuned from ' + init}: final "
-                     f"{p['mean']['top1']:.2f}%; test top-1 per epoch: {curve}")
+        what = "from scratch" if p["recipe"].endswith("scratch") else "fine-tuned from the float baseline"
+        lines.append(f"- `{p['recipe']}` ({what}): final {p['mean']['top1']:.2f}%; test top-1 per "
+                     f"epoch: {curve}")
     return lines
 
 

@@ -47,8 +47,9 @@ class ModelConfig:
     so the model trains without batch norm, exactly as it is deployed (``quant.int_bias``
     needs this for models with batch norm).
     scalar_layer: give the model a trainable scalar multiplying its logits, starting at this
-    value (Zhuang et al., Towards Effective Low-bitwidth CNNs, Section 3.6, use 0.01); exports
-    keep it. ``init`` weights without one leave it at this value.
+    value (Zhuang et al., Towards Effective Low-bitwidth CNNs, Section 3.6, use 0.01 for a network
+    that learns with it; fine-tuning ``init`` weights trained without one, 1.0 keeps their
+    logits); exports keep it. ``init`` weights without one leave it at this value.
     """
 
     name: str
