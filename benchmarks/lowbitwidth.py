@@ -8,9 +8,10 @@ learning-from-scratch vs fine-tuning comparison (Fig. 2) on ResNet-8.
 Every step is one ``lowbit sweep`` over the recipes in ``recipes/lowbitwidth/`` (a finished run
 is reused, an interrupted one resumes), in an order that gives answers early: the 2-bit
 baseline at two seeds (the run-to-run noise), every row at 2 bits (seed 0), every row at 4 bits
-(seed 0), every 2-bit row at a second seed, then the scratch vs fine-tuning pair. The study scale
+(seed 0), every 2-bit row at a second seed, the scratch vs fine-tuning pair, then TS+Guided with
+a fixed twin (the paper's Fig. 3c). The study scale
 (``--set data.train_limit=...``) is the same for every row; each row trains 6 such epochs.
-Results: ``benchmarks/results/lowbitwidth-{w2,w4,scratch}.json`` (the sweeps' summaries),
+Results: ``benchmarks/results/lowbitwidth-{w2,w4,scratch,fixed-twin}.json`` (the sweeps' summaries),
 ``benchmarks/results/lowbitwidth-scratch.png`` and the section ``lowbitwidth`` of results.md.
 """
 
@@ -43,7 +44,10 @@ def steps() -> list:
             ("w2", w(2), ["--seeds", "0"]),
             ("w4", w(4), ["--seeds", "0"]),
             ("w2", w(2), ["--seeds", "0,1"]),
-            ("scratch", [f"{RECIPES}/resnet8-w4-ts-scratch.yaml", f"{RECIPES}/resnet8-w4-ts.yaml"], [])]
+            ("scratch", [f"{RECIPES}/resnet8-w4-ts-scratch.yaml", f"{RECIPES}/resnet8-w4-ts.yaml"], []),
+            # Fig. 3c: the same guided run with the twin fixed (no joint training)
+            ("fixed-twin", [f"{RECIPES}/resnet20-w2-ts-guided.yaml"],
+             ["--seeds", "0,1", "--set", "methods.0.args.joint=false"])]
 
 
 def command(name: str, recipes: list, extra: list, runs: Path) -> list:
@@ -123,7 +127,7 @@ def scratch_lines(summary: dict) -> list:
 def write_results(runs: Path) -> None:
     results = REPO / "benchmarks" / "results"
     summaries = {}
-    for name in ("w2", "w4", "scratch"):
+    for name in ("w2", "w4", "scratch", "fixed-twin"):
         src = runs / name / "sweep.json"
         if src.is_file():  # run folders relative to the repository
             text = src.read_text().replace(f"{REPO}/", "")
@@ -155,6 +159,10 @@ def write_results(runs: Path) -> None:
         text += ["", f"Run-to-run noise at W2A2: a standard deviation of {sd:.2f} points between seeds, "
                  f"pooled over {rows} row(s); a difference of two 2-seed means has a standard error of "
                  f"about {sd:.2f}."]
+    fixed = _points(summaries["fixed-twin"]) if summaries["fixed-twin"] else {}
+    if "ts-guided" in fixed:
+        text += ["", f"TS+Guided with the twin fixed (`joint: false`, the paper's Fig. 3c ablation): "
+                 f"W2A2 {_cell(fixed['ts-guided'])}; twin {_cell(fixed['ts-guided'], 'twin_top1')}."]
     if summaries["scratch"]:
         text += ["", "### Learning from scratch vs fine-tuning (Fig. 2), ResNet-8 W4A4 TS", "",
                  "![scratch vs fine-tuning](results/lowbitwidth-scratch.png)", ""] + scratch_lines(summaries["scratch"])
@@ -165,7 +173,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default=str(REPO / "runs" / "lowbitwidth"), help="where the sweeps go")
     ap.add_argument("--table-only", action="store_true", help="only rewrite the results")
-    ap.add_argument("--only", nargs="*", default=[], choices=["w2", "w4", "scratch"],
+    ap.add_argument("--only", nargs="*", default=[], choices=["w2", "w4", "scratch", "fixed-twin"],
                     help="run only these steps (e.g. to run w4 in a second process)")
     args = ap.parse_args()
     if not args.table_only:
