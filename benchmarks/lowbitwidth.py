@@ -3,15 +3,18 @@ Neural Networks, CVPR 2018, Tables 4/5) at small scale on ResNet-20 / CIFAR-10, 
 learning-from-scratch vs fine-tuning comparison (Fig. 2) on ResNet-8.
 
     python benchmarks/lowbitwidth.py               # train what is missing (resumable), then tables
-    python benchmarks/lowbitwidth.py --table-only  # only rewrite the results from the runs
+    python benchmarks/lowbitwidth.py --table-only  # only render the results from the finished runs
+    python benchmarks/lowbitwidth.py --only w4     # run only the steps writing runs/lowbitwidth/w4
 
 Every step is one ``lowbit sweep`` over the recipes in ``recipes/lowbitwidth/`` (a finished run
-is reused, an interrupted one resumes), in an order that gives answers early: the 2-bit
-baseline at two seeds (the run-to-run noise), every row at 2 bits (seed 0), every row at 4 bits
-(seed 0), every 2-bit row at a second seed, the scratch vs fine-tuning pair, then TS+Guided with
-a fixed twin (the paper's Fig. 3c). The study scale
-(``--set data.train_limit=...``) is the same for every row; each row trains 6 such epochs.
-Results: ``benchmarks/results/lowbitwidth-{w2,w4,scratch,fixed-twin}.json`` (the sweeps' summaries),
+is reused, an interrupted one resumes), in an order that gives answers early: every row at 2 bits
+(seed 0); Baseline and PQ+TS+Guided at a second seed (the 2-bit target and its noise); the
+scratch vs fine-tuning pair; every row at 4 bits (seed 0); every 2-bit row at the second seed;
+last, TS+Guided with a fixed twin (the paper's Fig. 3c). Every row trains 6 epochs at the same
+study scale (``--set data.train_limit=...``). ``--table-only`` reads the run folders without
+writing to them, so it renders a partial table while the sweeps still run (rows without a
+finished run say "not run"). Results: ``benchmarks/results/lowbitwidth-{w2,w4,scratch,fixed-twin}.json``
+(finished runs, points with mean and standard error, runs still missing),
 ``benchmarks/results/lowbitwidth-scratch.png`` and the section ``lowbitwidth`` of results.md.
 """
 
@@ -19,42 +22,58 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "src"))
 from results_md import update_section  # noqa: E402
 
+from lowbit.report.plots import save_curves_plot  # noqa: E402
+from lowbit.sweep import Sweep  # noqa: E402
+
 RECIPES = "recipes/lowbitwidth"
+RESULTS = REPO / "benchmarks" / "results"
 # the study scale, the same for every row: 10,000 training images per epoch, no float evaluation
 # at the start (the baseline's 87.62% is recorded in baselines/resnet20-cifar10.json)
 SCALE = ["data.train_limit=10000", "eval_fp32=false"]
 ROWS = [("baseline", "Baseline"), ("ts", "TS"), ("pq", "PQ"), ("guided", "Guided"), ("pq-ts", "PQ+TS"),
         ("ts-guided", "TS+Guided"), ("pq-ts-guided", "PQ+TS+Guided"),
         ("pq-ts-guided-float-ends", "PQ+TS+Guided**")]
+NAMES = ("w2", "w4", "scratch", "fixed-twin")
+
+
+def _rows(bits: int, rows=None) -> list:
+    return [f"{RECIPES}/resnet20-w{bits}-{r}.yaml" for r in rows or [r for r, _ in ROWS]]
 
 
 def steps() -> list:
-    """(name, recipes, extra sweep arguments) in the order they run."""
-    w = lambda b: [f"{RECIPES}/resnet20-w{b}-{row}.yaml" for row, _ in ROWS]  # noqa: E731
-    return [("w2", [f"{RECIPES}/resnet20-w2-baseline.yaml"], ["--seeds", "0,1"]),
-            ("w2", w(2), ["--seeds", "0"]),
-            ("w4", w(4), ["--seeds", "0"]),
-            ("w2", w(2), ["--seeds", "0,1"]),
+    """(out folder name, recipes, extra sweep arguments) in the order they run."""
+    return [("w2", _rows(2), ["--seeds", "0"]),
+            ("w2", _rows(2, ["baseline", "pq-ts-guided"]), ["--seeds", "0,1"]),
             ("scratch", [f"{RECIPES}/resnet8-w4-ts-scratch.yaml", f"{RECIPES}/resnet8-w4-ts.yaml"], []),
+            ("w4", _rows(4), ["--seeds", "0"]),
+            ("w2", _rows(2), ["--seeds", "0,1"]),
             # Fig. 3c: the same guided run with the twin fixed (no joint training)
-            ("fixed-twin", [f"{RECIPES}/resnet20-w2-ts-guided.yaml"],
-             ["--seeds", "0,1", "--set", "methods.0.args.joint=false"])]
+            ("fixed-twin", _rows(2, ["ts-guided"]), ["--seeds", "0,1", "--set", "methods.0.args.joint=false"])]
 
 
-def command(name: str, recipes: list, extra: list, runs: Path) -> list:
+def _short(recipes: list) -> list:
+    """Recipe paths as the shell would take them: ``.../resnet20-w2-{baseline,ts,...}.yaml``."""
+    if len(recipes) < 3:
+        return recipes
+    prefix = recipes[0][:recipes[0].rindex("-w") + 4]  # recipes/lowbitwidth/resnet20-w2-
+    return [prefix + "{" + ",".join(r[len(prefix):-len(".yaml")] for r in recipes) + "}.yaml"]
+
+
+def command(name: str, recipes: list, extra: list, runs: Path, short: bool = False) -> list:
     sets = [a for s in SCALE for a in ("--set", s)]
     out = runs / name
     out = out.relative_to(REPO) if out.is_absolute() and out.is_relative_to(REPO) else out
-    return ["lowbit", "sweep", *recipes, *extra, *sets, "--out", str(out), "--quiet"]
+    return ["lowbit", "sweep", *(_short(recipes) if short else recipes), *extra, *sets,
+            "--out", str(out), "--quiet"]
 
 
 def run(runs: Path, only: list) -> None:
@@ -66,10 +85,40 @@ def run(runs: Path, only: list) -> None:
         subprocess.run([sys.executable, "-m", "lowbit", *cmd[1:]], cwd=REPO, check=True)
 
 
+def _sweep(name: str, recipes: list, extra: list, runs: Path) -> Sweep:
+    """The step as a :class:`Sweep` object (the same run folders ``lowbit sweep`` trains)."""
+    seeds = [int(s) for s in extra[extra.index("--seeds") + 1].split(",")] if "--seeds" in extra else None
+    sets = [extra[i + 1] for i, a in enumerate(extra) if a == "--set"]
+    return Sweep([str(REPO / r) for r in recipes], [], runs / name, overrides=SCALE + sets,
+                 verbose=False, seeds=seeds)
+
+
+def collect(name: str, runs: Path) -> dict:
+    """The summary of every finished run of the steps writing ``runs/name`` (read-only), with
+    the run folders still missing."""
+    rows, missing, sweep = {}, [], None
+    for step in [s for s in steps() if s[0] == name]:
+        sweep = _sweep(*step, runs)
+        done, todo = sweep.finished()
+        for r in done:
+            r["run"] = str(Path(r["run"]).relative_to(REPO)) if Path(r["run"]).is_relative_to(REPO) else r["run"]
+            rows.setdefault(r["run"], r)
+        missing += [m for m in todo if m not in missing]
+    finished = {Path(r).name for r in rows}
+    summary = sweep.summary(list(rows.values()))
+    summary["recipes"] = [str(Path(r).relative_to(REPO)) for r in summary["recipes"]]
+    summary["recipe"] = summary["recipes"][0]
+    summary["missing"] = [m for m in missing if m not in finished]
+    summary["commands"] = [" ".join(command(*s, Path("runs/lowbitwidth"), short=True)) for s in steps() if s[0] == name]
+    return summary
+
+
 def _cell(p, key="top1") -> str:
-    """``mean ± s.e. (seed values)`` of one point, or the single value."""
-    if p is None or key not in p["mean"]:
-        return ""
+    """``mean ± s.e. (seed values)`` of one point, the single value, or "not run"."""
+    if p is None:
+        return "not run"
+    if key not in p["mean"]:
+        return "-"
     se = p["se"].get(key)
     seeds = "" if p["n"] < 2 else " (" + ", ".join(f"{v:.2f}" for v in p["values"][key]) + ")"
     return f"{p['mean'][key]:.2f}" + (f" ± {se:.2f}" if se is not None else "") + seeds
@@ -97,51 +146,81 @@ def pooled_sd(points: dict) -> tuple:
     return ((sum(variances) / len(variances)) ** 0.5 if variances else None), len(variances)
 
 
-def table(w4: dict, w2: dict) -> list:
-    lines = ["| method | W4A4 top-1 % | W2A2 top-1 % (mean ± s.e. (seeds)) | W2A2 vs Baseline | twin top-1 % (W4A4 / W2A2) |",
-             "|---|---|---|---|---|"]
+def versus(p: dict, base: dict, sd) -> tuple:
+    """Difference of two rows' mean top-1 and its standard error from the pooled run-to-run
+    standard deviation (None without one): sd * sqrt(1/n + 1/n_base)."""
+    d = p["mean"]["top1"] - base["mean"]["top1"]
+    return d, (sd * (1 / p["n"] + 1 / base["n"]) ** 0.5 if sd is not None else None)
+
+
+def table(w4: dict, w2: dict, sd) -> list:
+    lines = ["| method | W4A4 top-1 % (seed 0) | W2A2 top-1 % (mean ± s.e. (seeds)) | W2A2 vs Baseline "
+             "(± s.e.) | twin top-1 % (W4A4 / W2A2) |", "|---|---|---|---|---|"]
     base = w2.get("baseline")
     for row, label in ROWS:
         p4, p2 = w4.get(row), w2.get(row)
-        delta = ""
+        delta = "not run" if p2 is None or base is None else "(reference)"
         if p2 is not None and base is not None and p2 is not base:
-            d = p2["mean"]["top1"] - base["mean"]["top1"]
-            ses = [x["se"].get("top1") for x in (p2, base)]
-            err = (sum(s * s for s in ses) ** 0.5) if all(s is not None for s in ses) else None
+            d, err = versus(p2, base, sd)
             delta = f"{d:+.2f}" + (f" ± {err:.2f}" if err is not None else "")
-        twin = " / ".join(_cell(p, "twin_top1") or "-" for p in (p4, p2)) if "guided" in row else ""
+        twin = " / ".join(_cell(p, "twin_top1") for p in (p4, p2)) if "guided" in row else ""
         lines.append(f"| {label} | {_cell(p4)} | {_cell(p2)} | {delta} | {twin} |")
     return lines
 
 
+def target_line(w2: dict, sd) -> str:
+    """The 2-bit target: PQ+TS+Guided at least 1.0 point above Baseline (mean over seeds)."""
+    full, base = w2.get("pq-ts-guided"), w2.get("baseline")
+    if full is None or base is None:
+        return "Target (W2A2 PQ+TS+Guided at least 1.0 point above Baseline): not run yet."
+    d, err = versus(full, base, sd)
+    verdict = "met" if d >= 1.0 else "not met"
+    noise = "" if err is None else (f" ± {err:.2f} (s.e.), " + ("more" if abs(d) > 2 * err else "less")
+                                    + " than two standard errors from zero")
+    return (f"Target (W2A2 PQ+TS+Guided at least 1.0 point above Baseline, mean over seeds): {verdict}: "
+            f"{d:+.2f}{noise}; PQ+TS+Guided over {full['n']} seed(s), Baseline over {base['n']}.")
+
+
 def scratch_lines(summary: dict) -> list:
     lines = []
-    for p in summary.get("points", []):
+    points = {p["recipe"]: p for p in summary.get("points", [])}
+    for recipe, what in (("resnet8-w4-ts-scratch", "from scratch (random weights, scalar layer 0.01)"),
+                         ("resnet8-w4-ts", "fine-tuned from `baselines/resnet8-cifar10.safetensors`")):
+        p = points.get(recipe)
+        if p is None:
+            lines.append(f"- `{recipe}`, {what}: not run")
+            continue
         curve = ", ".join(f"{v:.1f}" for v in p["curves"].get("top1", []))
-        what = "from scratch" if p["recipe"].endswith("scratch") else "fine-tuned from the float baseline"
-        lines.append(f"- `{p['recipe']}` ({what}): final {p['mean']['top1']:.2f}%; test top-1 per "
-                     f"epoch: {curve}")
+        lines.append(f"- `{recipe}`, {what}: final {p['mean']['top1']:.2f}%; test top-1 per epoch: {curve}")
     return lines
 
 
+def _missing_line(summaries: dict) -> list:
+    gone = {n: s["missing"] for n, s in summaries.items() if s["missing"]}
+    if not gone:
+        return []
+    parts = [f"{n}: " + ", ".join(m.replace("resnet20-", "") for m in ms) for n, ms in gone.items()]
+    return ["", "Not run (CPU time: each run trains on one core, about 6 minutes per ResNet-20 row "
+            "and about twice that with the twin; the sweeps above resume where they stopped): "
+            + "; ".join(parts) + "."]
+
+
 def write_results(runs: Path) -> None:
-    results = REPO / "benchmarks" / "results"
     summaries = {}
-    for name in ("w2", "w4", "scratch", "fixed-twin"):
-        src = runs / name / "sweep.json"
-        if src.is_file():  # run folders relative to the repository
-            text = src.read_text().replace(f"{REPO}/", "")
-            (results / f"lowbitwidth-{name}.json").write_text(text)
-        dst = results / f"lowbitwidth-{name}.json"
-        summaries[name] = json.loads(dst.read_text()) if dst.is_file() else {}
-    if (runs / "scratch" / "curves.png").is_file():
-        shutil.copyfile(runs / "scratch" / "curves.png", results / "lowbitwidth-scratch.png")
-    sweeps = ["  " + " ".join(command(n, [r if len(rs) == 1 else f"{RECIPES}/resnet20-{n}-*.yaml"
-                                          for r in rs[:1]], e, Path("runs/lowbitwidth"))) for n, rs, e in steps()]
+    for name in NAMES:
+        summaries[name] = collect(name, runs)
+        (RESULTS / f"lowbitwidth-{name}.json").write_text(json.dumps(summaries[name], indent=1) + "\n")
+    scratch = {("from scratch" if p["recipe"].endswith("scratch") else "fine-tuned"): p["curves"].get("top1", [])
+               for p in summaries["scratch"]["points"]}
+    (RESULTS / "lowbitwidth-scratch.png").unlink(missing_ok=True)  # never a plot of older runs
+    plot = save_curves_plot(scratch, RESULTS / "lowbitwidth-scratch.png",
+                            title="ResNet-8 W4A4 TS on CIFAR-10: test top-1 per epoch")
+    w2, w4 = _points(summaries["w2"]), _points(summaries["w4"])
+    sd, pooled = pooled_sd(w2)
     text = ["## Low-bitwidth ablation: TS, PQ, Guided (ResNet-20 / CIFAR-10)", "",
-            "Command: `python benchmarks/lowbitwidth.py`, which runs these sweeps in order (each "
-            "resumable; the recipe globs expand to the rows below, in their order):", "", "```",
-            *sweeps, "```", "",
+            "Command: `python benchmarks/lowbitwidth.py` (`--table-only` renders this section from "
+            "the finished runs), which runs these sweeps in order, each resumable:", "", "```",
+            *[" ".join(command(*s, Path("runs/lowbitwidth"), short=True)) for s in steps()], "```", "",
             "Rows are the recipes in `recipes/lowbitwidth/` (Zhuang, Shen, Tan, Liu, Reid: Towards "
             "Effective Low-bitwidth Convolutional Neural Networks, Tables 4/5): DoReFa weights and "
             "activations on every layer, the network input at 8 bits, the scalar layer, fine-tuned "
@@ -149,36 +228,39 @@ def write_results(runs: Path) -> None:
             f"{int(SCALE[0].split('=')[1]):,} training images (SGD, lr 0.05, a cosine per phase) and is "
             "tested on the 10,000 test images. PQ goes 8 -> 4 (-> 2) bits; TS quantizes the weights, "
             "then the activations too; PQ+TS runs both stages progressively; Guided adds the "
-            "full-precision twin (lambda and points in the recipes); ** keeps the first conv and "
-            "last FC weights in float. W2A2: mean ± standard error over seeds 0 and 1 (each seed "
-            "in brackets); W4A4: seed 0. One CPU thread per run.", ""]
-    w2 = _points(summaries["w2"])
-    text += table(_points(summaries["w4"]), w2)
-    sd, rows = pooled_sd(w2)
+            "full-precision twin (lambda 5e-3, the recipes' default points); ** keeps the first conv and "
+            "last FC weights in float. W2A2: mean ± standard error over the seeds that finished (each "
+            "seed in brackets); W4A4: seed 0; the twin column is the full-precision twin's final top-1. "
+            "The difference to Baseline has the standard error of the pooled run-to-run noise. One CPU "
+            "thread per run.", ""]
+    text += table(w4, w2, sd)
     if sd is not None:
         text += ["", f"Run-to-run noise at W2A2: a standard deviation of {sd:.2f} points between seeds, "
-                 f"pooled over {rows} row(s); a difference of two 2-seed means has a standard error of "
-                 f"about {sd:.2f}."]
-    fixed = _points(summaries["fixed-twin"]) if summaries["fixed-twin"] else {}
-    if "ts-guided" in fixed:
-        text += ["", f"TS+Guided with the twin fixed (`joint: false`, the paper's Fig. 3c ablation): "
-                 f"W2A2 {_cell(fixed['ts-guided'])}; twin {_cell(fixed['ts-guided'], 'twin_top1')}."]
-    if summaries["scratch"]:
-        text += ["", "### Learning from scratch vs fine-tuning (Fig. 2), ResNet-8 W4A4 TS", "",
-                 "![scratch vs fine-tuning](results/lowbitwidth-scratch.png)", ""] + scratch_lines(summaries["scratch"])
+                 f"pooled over {pooled} row(s) with two seeds."]
+    text += ["", target_line(w2, sd)]
+    fixed = _points(summaries["fixed-twin"]).get("ts-guided")
+    text += ["", "TS+Guided with the twin fixed (`joint: false`, the paper's Fig. 3c ablation): W2A2 "
+             f"{_cell(fixed)}; twin {_cell(fixed, 'twin_top1')}."]
+    text += ["", "### Learning from scratch vs fine-tuning (Fig. 2), ResNet-8 W4A4 TS", "",
+             "Both train 10 epochs (5 of 4-bit weights, then 5 with 4-bit activations too) at the "
+             "same scale."]
+    if plot is not None:
+        text += ["", "![scratch vs fine-tuning](results/lowbitwidth-scratch.png)"]
+    text += [""] + scratch_lines(summaries["scratch"]) + _missing_line(summaries)
     update_section("lowbitwidth", "\n".join(text))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default=str(REPO / "runs" / "lowbitwidth"), help="where the sweeps go")
-    ap.add_argument("--table-only", action="store_true", help="only rewrite the results")
-    ap.add_argument("--only", nargs="*", default=[], choices=["w2", "w4", "scratch", "fixed-twin"],
-                    help="run only these steps (e.g. to run w4 in a second process)")
+    ap.add_argument("--table-only", action="store_true",
+                    help="only render the results from the finished runs (reads the runs, writes nothing there)")
+    ap.add_argument("--only", nargs="*", default=[], choices=list(NAMES),
+                    help="run only the steps writing these folders (e.g. w4 in a second process)")
     args = ap.parse_args()
     if not args.table_only:
-        run(Path(args.runs), args.only)
-    write_results(Path(args.runs))
+        run(Path(args.runs).resolve(), args.only)
+    write_results(Path(args.runs).resolve())
     return 0
 
 

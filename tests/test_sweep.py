@@ -109,6 +109,12 @@ def test_sweep_over_recipes_and_seeds_gives_mean_and_standard_error(tmp_path):
     more = Sweep([str(a)], [], tmp_path / "out", verbose=False, seeds=[0, 1, 2]).run()
     assert [p["n"] for p in more["points"]] == [3]
     assert (tmp_path / "out" / "sw+seed=0" / "metrics.json").stat().st_mtime == mtime, "reused"
+    # a partial table while a sweep still runs: finished runs only, nothing trained or written
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    rows, missing = Sweep([str(a)], [], tmp_path / "out", verbose=False, seeds=[0, 1, 2, 3]).finished()
+    assert [r["seed"] for r in rows] == [0, 1, 2] and missing == ["sw+seed=3"]
+    assert [r["top1"] for r in rows] == [t["top1"] for t in more["trials"]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
 
 
 def test_sweep_refuses_a_finished_run_of_another_recipe(tmp_path):

@@ -155,6 +155,16 @@ def point(run: str, params: Dict[str, Any], metrics: Dict[str, Any]) -> Dict[str
             "act_bits_total": metrics["act_bits_total"], "seconds": metrics["seconds"]}
 
 
+def read_run(run_dir: Path, label: Optional[str], values: Dict[str, Any], seed: Optional[int]) -> Dict[str, Any]:
+    """The sweep row of a finished run folder (metrics.json and report.json)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    report = json.loads((run_dir / "report.json").read_text())
+    return {"run": str(run_dir), "recipe": label, "params": values, "seed": seed,
+            **point(str(run_dir), values, metrics),
+            "metrics": {**metrics, "size": total_size_bytes(metrics)},
+            "curves": history_curves(report.get("history", []))}
+
+
 def objective_value(metrics: Dict[str, Any], name: str) -> float:
     if name == "size":
         return total_size_bytes(metrics)
@@ -225,12 +235,7 @@ class Sweep:
         else:
             Trainer(recipe, run_dir, resume=(run_dir / "checkpoint.pt").is_file(),
                     data_dir=self.data_dir, verbose=self.verbose).run()
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        report = json.loads((run_dir / "report.json").read_text())
-        return {"run": str(run_dir), "recipe": label, "params": values, "seed": seed,
-                **point(str(run_dir), values, metrics),
-                "metrics": {**metrics, "size": total_size_bytes(metrics)},
-                "curves": history_curves(report.get("history", []))}
+        return read_run(run_dir, label, values, seed)
 
     def _say(self, text: str) -> None:
         if self.verbose:
@@ -241,19 +246,35 @@ class Sweep:
         rows = self._run_grid() if self.is_grid else self._run_search()
         return self.summarize(rows)
 
-    def _run_grid(self) -> List[Dict[str, Any]]:
+    def plan(self) -> List[Tuple[Optional[int], str, Dict[str, Any], str]]:
+        """The grid's runs in training order: (seed, recipe label, values, run folder name)."""
         combos = list(itertools.product(*[p.values for p in self.params]))
         plan = [(seed, label, dict(zip([p.key for p in self.params], combo)))
                 for seed in (self.seeds or [None]) for label in self.labels for combo in combos]
-        rows, names = [], set()
-        for i, (seed, label, values) in enumerate(plan):
-            name = run_name(label, values, seed)
-            if name in names:
+        names = [run_name(label, values, seed) for seed, label, values in plan]
+        for i, name in enumerate(names):
+            if name in names[:i]:
                 raise ConfigError(f"two sweep points share the run folder {name!r}; make the values distinct")
-            names.add(name)
+        return [(*entry, name) for entry, name in zip(plan, names)]
+
+    def _run_grid(self) -> List[Dict[str, Any]]:
+        plan = self.plan()
+        rows = []
+        for i, (seed, label, values, name) in enumerate(plan):
             self._say(f"[sweep {i + 1}/{len(plan)}] {name}")
             rows.append({"trial": i, **self._train(label, values, seed, self.out / name)})
         return rows
+
+    def finished(self) -> Tuple[List[Dict[str, Any]], List[str]]:
+        """The sweep rows of the grid's finished runs, read without training or writing anything,
+        and the run folder names not finished yet (a partial table while a sweep still runs)."""
+        rows, missing = [], []
+        for i, (seed, label, values, name) in enumerate(self.plan()):
+            if (self.out / name / "metrics.json").is_file():
+                rows.append({"trial": i, **read_run(self.out / name, label, values, seed)})
+            else:
+                missing.append(name)
+        return rows, missing
 
     def _sampler(self):
         import optuna
@@ -297,15 +318,20 @@ class Sweep:
         return [{"trial": t.number, **r} for t in study.trials
                 if t.state == optuna.trial.TrialState.COMPLETE for r in t.user_attrs["rows"]]
 
-    def summarize(self, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
-        """Write sweep.json (runs, points with mean and standard error, Pareto front) and plots."""
+    def summary(self, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The contents of sweep.json: runs, points with mean and standard error, Pareto front."""
         points = aggregate_points(rows)
         for p in points:
             p["top1"], p["size"] = p["mean"]["top1"], p["mean"]["size"]
             p["label"] = point_label(p, several=len(self.labels) > 1)
-        summary = {"recipe": self.recipes[0], "recipes": self.recipes, "objectives": self.objectives,
-                   "overrides": self.overrides, "seeds": self.seeds, "trials": rows,
-                   "points": points, "pareto": pareto_front(points)}
+        return {"recipe": self.recipes[0], "recipes": self.recipes, "objectives": self.objectives,
+                "overrides": self.overrides, "seeds": self.seeds, "trials": rows,
+                "points": points, "pareto": pareto_front(points)}
+
+    def summarize(self, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """Write sweep.json (:meth:`summary`) and the plots."""
+        summary = self.summary(rows)
+        points = summary["points"]
         write_json(self.out / "sweep.json", summary)  # atomic: a reader never sees half a file
         save_pareto_plot({"sweep": points}, self.out / "pareto.png")
         save_curves_plot({p["label"]: p["curves"].get("top1", []) for p in points}, self.out / "curves.png",
