@@ -3,6 +3,7 @@ in the log, metrics and report; a fixed twin; exports hold the low-bit model alo
 
 import json
 
+import pytest
 import torch
 
 from conftest import run_cli, run_torchrun, tiny_recipe, write_recipe
@@ -78,10 +79,13 @@ def test_two_processes_train_the_twin_like_one(tmp_path):
     assert abs(a["twin_top1"] - b["twin_top1"]) <= 0.5 and abs(a["top1"] - b["top1"]) <= 0.5
 
 
-def test_bad_guided_points_are_a_one_line_error_before_any_file(tmp_path):
-    path = write_recipe(tmp_path / "r.yaml", _guided_recipe(points=["layer9.*"]))
+@pytest.mark.parametrize("args, message", [
+    ({"points": ["layer9.*"]}, "guided point 'layer9.*' matches no quantized layer"),
+    ({"lam": -0.5}, "guided lam (lambda) must be >= 0, got -0.5")])
+def test_bad_guided_args_are_a_one_line_error_before_any_file(tmp_path, args, message):
+    path = write_recipe(tmp_path / "r.yaml", _guided_recipe(**args))
     r = run_cli("train", path, "--out", tmp_path / "run", "--quiet")
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.startswith("lowbit train: error")]
-    assert len(lines) == 1 and "guided point 'layer9.*' matches no quantized layer" in lines[0]
+    assert len(lines) == 1 and message in lines[0], r.stderr
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
