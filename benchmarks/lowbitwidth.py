@@ -28,7 +28,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(REPO / "src"))
 from results_md import update_section  # noqa: E402
 
 from lowbit.report.plots import save_curves_plot  # noqa: E402
@@ -196,12 +195,21 @@ def scratch_lines(summary: dict) -> list:
 
 
 def _missing_line(summaries: dict) -> list:
-    gone = {n: s["missing"] for n, s in summaries.items() if s["missing"]}
-    if not gone:
+    """One sentence naming the runs not finished yet, grouped by table column and seed."""
+    labels = {**dict(ROWS), "resnet8-w4-ts-scratch": "from scratch", "resnet8-w4-ts": "fine-tuned"}
+    groups: dict = {}
+    for name, summary in summaries.items():
+        for run in summary["missing"]:
+            recipe, _, seed = run.partition("+seed=")
+            row = recipe.split("-", 2)[2] if recipe.startswith("resnet20-") else recipe
+            column = {"w2": "W2A2", "w4": "W4A4", "fixed-twin": "fixed twin (W2A2)",
+                      "scratch": "ResNet-8 W4A4"}[name]
+            groups.setdefault(f"{column}" + (f" seed {seed}" if seed else ""), []).append(labels.get(row, row))
+    if not groups:
         return []
-    parts = [f"{n}: " + ", ".join(m.replace("resnet20-", "") for m in ms) for n, ms in gone.items()]
-    return ["", "Not run (CPU time: each run trains on one core, about 6 minutes per ResNet-20 row "
-            "and about twice that with the twin; the sweeps above resume where they stopped): "
+    parts = [f"{k}: " + ("every row" if len(v) == len(ROWS) else ", ".join(v)) for k, v in groups.items()]
+    return ["", "Not run yet, for CPU time (each run trains on one core: about 6 minutes per ResNet-20 "
+            "row, about twice that with the twin; rerunning the command resumes the sweeps): "
             + "; ".join(parts) + "."]
 
 
