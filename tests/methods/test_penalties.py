@@ -159,3 +159,12 @@ def test_no_learned_scale_and_unmatched_targets_are_errors():
         pen.on_phase_start(None, None, {"beta": 1})
     with pytest.raises(ConfigError, match="max_bins must be an integer >= 2"):
         pen.on_phase_start(None, None, {"max_bins": 0})
+
+
+@pytest.mark.parametrize("name", ["lowbit.methods.penalties", "lowbit.report.fronts"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
