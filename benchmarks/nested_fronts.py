@@ -27,18 +27,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "src"))
-from nested_studies import FLOAT, STUDIES, TITLES  # noqa: E402
-from results_md import update_section  # noqa: E402
-
-from lowbit.report.fronts import comparison_table, kb, smallest_within_tolerance  # noqa: E402
+from nested_studies import OUTS, STUDIES  # noqa: E402
 
 RECORDS = REPO / "benchmarks" / "results" / "nested"
 OBJECTIVES = ["--objective", "top1", "--objective", "size_bytes_packed:min"]
 
 
+def out_dir(dataset: str, study: str) -> str:
+    return OUTS.get(f"{dataset}-{study}", f"runs/nested/{dataset}-{study}")
+
+
 def command(dataset: str, study: str) -> list:
     recipe, *args = STUDIES[dataset][study]
-    return ["lowbit", "sweep", recipe, *args, *OBJECTIVES, "--out", f"runs/nested/{dataset}-{study}"]
+    quoted = [a if " " not in a else f"'{a}'" for a in args]
+    return ["lowbit", "sweep", recipe, *quoted, *OBJECTIVES, "--out", out_dir(dataset, study)]
 
 
 def _layer_bytes(run: Path) -> dict:
@@ -52,7 +54,7 @@ def _layer_bytes(run: Path) -> dict:
 
 def record(dataset: str, study: str) -> Path:
     """Copy a finished sweep's summary, enriched with per-trial metrics, into RECORDS."""
-    summary = json.loads((REPO / "runs" / "nested" / f"{dataset}-{study}" / "sweep.json").read_text())
+    summary = json.loads((REPO / out_dir(dataset, study) / "sweep.json").read_text())
     for row in summary["trials"]:
         run = REPO / row["run"] if not Path(row["run"]).is_absolute() else Path(row["run"])
         metrics = json.loads((run / "metrics.json").read_text())
@@ -71,9 +73,10 @@ def run(dataset: str, only) -> None:
     for study in STUDIES[dataset]:
         if only and study not in only:
             continue
-        cmd = command(dataset, study)
-        print("$ " + " ".join(cmd), flush=True)
-        rc = subprocess.call([sys.executable, "-m", "lowbit", *cmd[1:]], cwd=REPO)
+        recipe, *args = STUDIES[dataset][study]
+        print("$ " + " ".join(command(dataset, study)), flush=True)
+        rc = subprocess.call([sys.executable, "-m", "lowbit", "sweep", recipe, *args, *OBJECTIVES,
+                              "--out", out_dir(dataset, study), "--quiet"], cwd=REPO)
         if rc != 0:
             sys.exit(rc)
         print(f"recorded {record(dataset, study)}", flush=True)

@@ -62,7 +62,7 @@ def test_bin_count_by_hand_and_its_gradient_sign():
     model = nested_linear()
     pen = BinCount(BinCountConfig(coef=2.0, max_bins=4))
     # spans: row 0 (1.0 + 0.3)/0.25 + 1 = 6.2, row 1 (0.2 + 0.33)/0.1 + 1 = 6.3, bias (0.4 + 0.8)/0.2 + 1 = 7
-    excess = [(6.2 / 4 - 1) ** 2, (6.3 / 4 - 1) ** 2, (7 / 4 - 1) ** 2]
+    excess = [math.log2(b / 4) ** 2 for b in (6.2, 6.3, 7)]  # squared excess in bits
     reg = pen(model)
     assert reg.item() == pytest.approx(2.0 * (3 * excess[0] + 3 * excess[1] + 2 * excess[2]) / 8)
     reg.backward()

@@ -1,0 +1,54 @@
+"""The studies of benchmarks/nested_fronts.py: one ``lowbit sweep`` each (recipe, then its
+arguments; an optional ``out`` folder where a sweep ran under another name)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+TITLES = {"mnist": "MNIST MLP", "cifar10": "CIFAR-10 CNN", "imagenette": "Imagenette ResNet-18/2"}
+FLOAT = {d: json.loads((REPO / "baselines" / f"{b}.json").read_text())["top1"]
+         for d, b in (("mnist", "mlp-mnist"), ("cifar10", "cnn-cifar10"),
+                      ("imagenette", "resnet18h-imagenette"))}
+
+LAM = "quant.weight.threshold+quant.bias.threshold"
+STE = ["--set", "quant.weight.scale_grad=ste", "--set", "quant.bias.scale_grad=ste"]
+
+
+def _term(name: str, coefs: str, args: str = "") -> list:
+    """The loss term ``name`` alone over ``coefs``, on the nested quantizer with STE scales."""
+    method = f"methods.0={{name: {name}{', args: {' + args + '}' if args else ''}}}"
+    return [*STE, "--set", method, "--param", f"methods.0.args.coef={coefs}"]
+
+
+def _with_ratio(name: str, coefs: str, lam: str, args: str = "") -> list:
+    """The ratio rule at lambda ``lam`` plus the loss term ``name`` over ``coefs``."""
+    method = f"methods.0={{name: {name}{', args: {' + args + '}' if args else ''}}}"
+    return ["--set", f"quant.weight.threshold={lam}", "--set", f"quant.bias.threshold={lam}",
+            "--set", method, "--param", f"methods.0.args.coef={coefs}"]
+
+
+STUDIES = {
+    "mnist": {
+        "ptq": ["mlp-mnist-ptq", "--param", "quant.weight.bits=2,3,4,8"],
+        "lambda": ["mlp-mnist-nested", "--param", f"{LAM}=5.0e-5,1.0e-4,2.0e-4,3.0e-4,5.0e-4,1.0e-3"],
+        "lr": ["mlp-mnist-nested", "--param", f"{LAM}=1.0e-4,3.0e-4,1.0e-3",
+               "--param", "optim.quant_lr=1.0e-4,1.0e-3,1.0e-2"],
+        "coef-inverse_scale": ["mlp-mnist-nested", *_with_ratio("inverse_scale", "1.0e-3,1.0e-2", "2.0e-4")],
+        "coef-bin_count": ["mlp-mnist-nested", *_with_ratio("bin_count", "1.0e-2,1.0e-1", "2.0e-4", "max_bins: 8")],
+        "coef-deviation": ["mlp-mnist-nested", *_with_ratio("deviation", "1.0e-1,1.0", "2.0e-4")],
+        "terms-inverse_scale": ["mlp-mnist-nested", *_term("inverse_scale", "3.0e-3,1.0e-2,3.0e-2")],
+        "terms-bin_count": ["mlp-mnist-nested", *_term("bin_count", "1.0e-2,1.0e-1,1.0", "max_bins: 8")],
+        "terms-deviation": ["mlp-mnist-nested", *_term("deviation", "1.0e-1,1.0")],
+        "seeds": ["mlp-mnist-nested", "--set", "quant.weight.threshold=2.0e-4",
+                  "--set", "quant.bias.threshold=2.0e-4", "--param", "seed=0,1,2"],
+    },
+}
+
+# sweeps that ran into another folder than runs/nested/DATASET-STUDY
+OUTS = {}
+
+# (dataset, study, layer type, swept parameter): the lambda guidance per layer type
+GUIDANCE = [("mnist", "lambda", "dense", "lambda")]
