@@ -8,12 +8,13 @@ from pathlib import Path
 from nested_studies import FLOAT, GUIDANCE, STUDIES, TITLES
 from results_md import update_section
 
-from lowbit.report.fronts import comparison_table, kb, smallest_within_tolerance
+from lowbit.report.fronts import comparison_table, front_vs_reference, kb, smallest_within_tolerance
 from lowbit.report.pareto import save_pareto_plot
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTS = REPO / "benchmarks" / "results"
 XLABEL = "packed weights + biases with their scales (KB)"
+PLOT_DROP = 10  # points this far below float would squash the interesting range of the plot
 SHORT = {"quant.weight.threshold+quant.bias.threshold": "lambda", "optim.quant_lr": "quant_lr",
          "quant.weight.bits": "bits", "methods.0.args.coef": "coef", "seed": "seed",
          "quant.overrides.0.weight.threshold+quant.overrides.0.bias.threshold": "lambda_conv",
@@ -41,39 +42,57 @@ def _command(rec) -> str:
     return f"`{rec['command']}`"
 
 
-def front_section(load, dataset: str) -> list:
-    lam, ptq = load(dataset, "lambda"), load(dataset, "ptq")
-    if lam is None or ptq is None:
-        return []
-    fp32 = FLOAT[dataset]
-    rows, ref = lam["trials"], ptq["trials"]
-    extra = [t for s in STUDIES[dataset] if s.startswith("terms-") or s == "pertype"
-             for t in (load(dataset, s) or {"trials": []})["trials"]]
-    out = [f"### {TITLES[dataset]} (float {fp32:.2f}%)", "",
-           f"Nested, lambda sweep: {_command(lam)}", f"Uniform PTQ: {_command(ptq)}", ""]
-    out += _rows_table(rows, fp32) + ["", "Uniform PTQ (weights per output channel, MSE range; biases 8 bits):", ""]
-    out += _rows_table(ref, fp32) + ["", "Best nested point (lambda sweep) no larger than each PTQ point:", ""]
-    out.append(comparison_table(rows, ref, _params, lambda r: f"PTQ {_value(r, 'bits')} bits"))
-    if extra:
-        out += ["", "The same with every nested run of this dataset (lambda sweep, loss terms, per-type "
-                "thresholds):", "", comparison_table(rows + extra, ref, _params,
-                                                    lambda r: f"PTQ {_value(r, 'bits')} bits")]
+RATIO_STUDIES = ("lambda", "lr", "finetune", "type-conv", "type-dense")
+
+
+def _trials(load, dataset, studies):
+    return [t for s in studies for t in (load(dataset, s) or {"trials": []})["trials"]]
+
+
+def _verdict(rows, ref, fp32, what) -> str:
     ptq4 = next(r for r in ref if _value(r, "bits") == 4)
-    best = smallest_within_tolerance(rows + extra, fp32, 1.0)
+    best = smallest_within_tolerance(rows, fp32, 1.0)
     ok = best is not None and best["size_bytes_packed"] <= ptq4["size_bytes_packed"]
-    out += ["", f"Target (a nested point within 1.0 of float, no larger than PTQ at 4 bits = "
-            f"{kb(ptq4['size_bytes_packed'])} KB): " + ("**met**" if ok else "**not met**") +
-            ("" if best is None else f"; smallest such point: {_params(best)}, {best['top1']:.2f}% at "
-             f"{kb(best['size_bytes_packed'])} KB."), ""]
-    series = {"nested, lambda sweep": [{**r, "label": f"{_value(r, 'lambda'):g}"} for r in rows],
+    gaps = [c["gap"] for c in front_vs_reference(rows, ref)]
+    above = all(g is not None and g >= 0 for g in gaps)
+    text = (f"{what}: a point within 1.0 of float no larger than PTQ at 4 bits ({kb(ptq4['size_bytes_packed'])} KB): "
+            + ("**met**" if ok else "**not met**"))
+    if best is not None:
+        text += f" (smallest such point: {_params(best)}, {best['top1']:.2f}% at {kb(best['size_bytes_packed'])} KB)"
+    return text + "; front at or above PTQ at every PTQ size: " + ("**yes**" if above else "**no**") + \
+        f" (gaps {', '.join('none' if g is None else f'{g:+.2f}' for g in gaps)})."
+
+
+def front_section(load, dataset: str) -> list:
+    ptq = load(dataset, "ptq")
+    main = next((s for s in ("lambda", "lr") if load(dataset, s)), None)
+    if ptq is None or main is None:
+        return []
+    fp32, ref = FLOAT[dataset], ptq["trials"]
+    ratio = _trials(load, dataset, [s for s in RATIO_STUDIES if s in STUDIES[dataset]])
+    ste = _trials(load, dataset, [s for s in STUDIES[dataset] if s.startswith("terms-")])
+    out = [f"### {TITLES[dataset]} (float {fp32:.2f}%)", "",
+           f"Nested, ratio rule: {_command(load(dataset, main))}", f"Uniform PTQ: {_command(ptq)}", ""]
+    out += _rows_table(load(dataset, main)["trials"], fp32) + ["", "Uniform PTQ (weights per output "
+                                                               "channel, MSE range; biases 8 bits):", ""]
+    out += _rows_table(ref, fp32) + ["", "Best ratio-rule run (every lambda, learning-rate and per-type "
+                                     "run of this dataset) no larger than each PTQ point:", ""]
+    out.append(comparison_table(ratio, ref, _params, lambda r: f"PTQ {_value(r, 'bits')} bits"))
+    out += ["", "* " + _verdict(ratio, ref, fp32, "ratio rule")]
+    if ste:
+        out.append("* " + _verdict(ratio + ste, ref, fp32, "any nested run (ratio rule or STE scales with a loss term)"))
+    series = {"nested, ratio rule": [{**r, "label": _params(r).replace("lambda ", "")} if r in
+                                     load(dataset, main)["trials"] else r for r in ratio],
               "uniform PTQ": [{**r, "label": f"{_value(r, 'bits')}b"} for r in ref]}
-    for s in STUDIES[dataset]:
-        if s.startswith("terms-") and load(dataset, s):
-            series[f"nested ste + {s[6:]}"] = load(dataset, s)["trials"]
+    if ste:
+        series["nested, STE scales + a loss term"] = ste
     plot = PLOTS / f"nested-{dataset}.png"
-    save_pareto_plot(series, plot, title=f"{TITLES[dataset]}: nested quantization vs uniform PTQ",
+    shown = {k: [r for r in v if r["top1"] >= fp32 - PLOT_DROP] for k, v in series.items()}
+    save_pareto_plot(shown, plot, title=f"{TITLES[dataset]}: nested quantization vs uniform PTQ",
                      x="size_bytes_packed", xlabel=XLABEL)
-    return out + [f"![{dataset}](results/{plot.name})", ""]
+    hidden = sum(len(v) for v in series.values()) - sum(len(v) for v in shown.values())
+    note = f" ({hidden} points more than {PLOT_DROP} below float are in the tables only)" if hidden else ""
+    return out + ["", f"![{dataset}](results/{plot.name}){note}", ""]
 
 
 def study_section(load, dataset: str, study: str, intro: str) -> list:

@@ -50,5 +50,29 @@ STUDIES = {
 # sweeps that ran into another folder than runs/nested/DATASET-STUDY
 OUTS = {}
 
+CONV = "quant.overrides.0.weight.threshold+quant.overrides.0.bias.threshold"
+DENSE = "quant.overrides.1.weight.threshold+quant.overrides.1.bias.threshold"
+HOLD_CONV = ["--set", "quant.overrides.0.weight.threshold=1.0e-4", "--set", "quant.overrides.0.bias.threshold=1.0e-4"]
+HOLD_DENSE = ["--set", "quant.overrides.1.weight.threshold=1.0e-4", "--set", "quant.overrides.1.bias.threshold=1.0e-4"]
+STE_LR = ["--set", "optim.quant_lr=1.0e-3"]  # STE scales: the terms' coefficients of the MNIST runs
+
+STUDIES["cifar10"] = {
+    "ptq": ["cnn-cifar10-ptq", "--param", "quant.weight.bits=2,3,4,8"],
+    "lr": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "phases.0.epochs=0.5", "--set",
+           "phases.1={name: finetune, epochs: 0.5, freeze_quantizers: true, schedule: {kind: cosine}}",
+           "--param", f"{LAM}=1.0e-4,3.0e-4,1.0e-3", "--param", "optim.quant_lr=3.0e-6,1.0e-5,3.0e-5"],
+    "finetune": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
+                 "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=5.0e-4,1.0e-3"],
+    "type-dense": ["cnn-cifar10-nested", *HOLD_CONV, "--param", f"{DENSE}=1.0e-3,3.0e-3,1.0e-2"],
+    "type-conv": ["cnn-cifar10-nested", *HOLD_DENSE, "--param", f"{CONV}=3.0e-4,1.0e-3,3.0e-3"],
+    "terms-inverse_scale": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR,
+                            *_term("inverse_scale", "1.0e-2,3.0e-2")],
+    "terms-bin_count": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR,
+                        *_term("bin_count", "1.0e-1,1.0", "max_bins: 8")],
+    "terms-deviation": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR, *_term("deviation", "1.0")],
+}
+OUTS.update({"cifar10-lr": "runs/explore-cifar-lr", "cifar10-ptq": "runs/cifar-ptq"})
+
 # (dataset, study, layer type, swept parameter): the lambda guidance per layer type
-GUIDANCE = [("mnist", "lambda", "dense", "lambda")]
+GUIDANCE = [("mnist", "lambda", "dense", "lambda"), ("cifar10", "type-conv", "conv", "lambda_conv"),
+            ("cifar10", "type-dense", "dense", "lambda_dense")]
