@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from nested_studies import FLOAT, GUIDANCE, STUDIES, TITLES
+from nested_studies import FLOAT, GUIDANCE, SEED0, STUDIES, TITLES
 from results_md import update_section
 
 from lowbit.report.fronts import comparison_table, front_vs_reference, kb, smallest_within_tolerance
@@ -111,13 +111,16 @@ def terms_table(load) -> list:
             rec = load(dataset, study)
             if rec is None:
                 continue
-            cmds.append(f"* {TITLES[dataset]}, {study[6:]}: {_command(rec)}")
+            term = study[6:].split("@")[0]  # terms-NAME or terms-NAME@variant
+            cmds.append(f"* {TITLES[dataset]}, {term}: {_command(rec)}")
             for r in sorted(rec["trials"], key=lambda r: r["params"].get("methods.0.args.coef", 0)):
                 coef = r["params"].get("methods.0.args.coef", 0)
-                lines.append(f"| {TITLES[dataset]} | {study[6:]} | {coef:g} | {r['top1']:.2f} "
+                lines.append(f"| {TITLES[dataset]} | {term} | {coef:g} | {r['top1']:.2f} "
                              f"| {r['top1'] - FLOAT[dataset]:+.2f} | {kb(r['size_bytes_packed'])} "
                              f"| {r['weight_avg_bits']:.2f} |")
-    return lines + [""] + cmds + [""] if cmds else []
+    missing = [TITLES[d] for d in TITLES if not any(c.startswith(f"* {TITLES[d]},") for c in cmds)]
+    note = [f"Not measured on: {', '.join(missing)}.", ""] if missing else []
+    return lines + [""] + cmds + [""] + note if cmds else []
 
 
 def guidance_table(load) -> list:
@@ -149,11 +152,17 @@ def noise_line(load, dataset: str) -> list:
     rec = load(dataset, "seeds")
     if rec is None:
         return []
-    tops = [r["top1"] for r in rec["trials"]]
+    rows, where = rec["trials"], ""
+    if dataset in SEED0:  # seed 0 of this setting ran in another study
+        study, lam = SEED0[dataset]
+        base = next(r for r in load(dataset, study)["trials"] if _value(r, "lambda") == lam)
+        rows = [{**base, "params": {"seed": 0}}] + rows
+        where = f" (seed 0: the {study} study's lambda {lam:g} run)"
+    tops = [r["top1"] for r in rows]
     se = statistics.stdev(tops) / len(tops) ** 0.5 if len(tops) > 1 else float("nan")
-    return [f"* {TITLES[dataset]}: seeds {', '.join(str(_value(r, 'seed')) for r in rec['trials'])} -> "
+    return [f"* {TITLES[dataset]}: seeds {', '.join(str(_value(r, 'seed')) for r in rows)} -> "
             f"{', '.join(f'{t:.2f}' for t in tops)}% (mean {statistics.mean(tops):.2f} +- {se:.2f} s.e.), "
-            f"{', '.join(kb(r['size_bytes_packed']) for r in rec['trials'])} KB: {_command(rec)}"]
+            f"{', '.join(kb(r['size_bytes_packed']) for r in rows)} KB{where}: {_command(rec)}"]
 
 
 def render(load, command) -> None:
@@ -170,6 +179,8 @@ def render(load, command) -> None:
     study = ["## Learned quantization (Chinbat 2025): scale learning rate, coefficients, noise", ""]
     for dataset in STUDIES:
         study += study_section(load, dataset, "lr", "scale learning rate x lambda")
+        study += study_section(load, dataset, "finetune", "lambda with a longer fine-tune at frozen scales "
+                                                          "(0.5 epoch learning scales, 1.5 frozen)")
         for s in [s for s in STUDIES[dataset] if s.startswith("coef-")]:
             study += study_section(load, dataset, s, f"ratio rule plus {s[5:]} at several coefficients")
     study += ["Run-to-run noise (one setting, several seeds):", ""]
