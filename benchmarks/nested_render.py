@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from nested_studies import FLOAT, GUIDANCE, SEED0, STUDIES, TITLES
+from nested_studies import FLOAT, GUIDANCE, NOTES, SEED0, STUDIES, TITLES, VARIANTS
 from results_md import update_section
 
 from lowbit.report.fronts import comparison_table, front_vs_reference, kb, smallest_within_tolerance
@@ -16,7 +16,7 @@ PLOTS = REPO / "benchmarks" / "results"
 XLABEL = "packed weights + biases with their scales (KB)"
 PLOT_DROP = 10  # points this far below float would squash the interesting range of the plot
 SHORT = {"quant.weight.threshold+quant.bias.threshold": "lambda", "optim.quant_lr": "quant_lr",
-         "quant.weight.bits": "bits", "methods.0.args.coef": "coef", "seed": "seed",
+         "quant.weight.bits": "bits", "optim.lr": "lr", "methods.0.args.coef": "coef", "seed": "seed",
          "quant.overrides.0.weight.threshold+quant.overrides.0.bias.threshold": "lambda_conv",
          "quant.overrides.1.weight.threshold+quant.overrides.1.bias.threshold": "lambda_dense"}
 
@@ -71,7 +71,7 @@ def front_section(load, dataset: str) -> list:
     fp32, ref = FLOAT[dataset], ptq["trials"]
     ratio = _trials(load, dataset, [s for s in RATIO_STUDIES if s in STUDIES[dataset]])
     ste = _trials(load, dataset, [s for s in STUDIES[dataset] if s.startswith("terms-")])
-    out = [f"### {TITLES[dataset]} (float {fp32:.2f}%)", "",
+    out = [f"### {TITLES[dataset]} (float {fp32:.2f}%)", ""] + ([NOTES[dataset], ""] if dataset in NOTES else []) + [
            f"Nested, ratio rule: {_command(load(dataset, main))}", f"Uniform PTQ: {_command(ptq)}", ""]
     out += _rows_table(load(dataset, main)["trials"], fp32) + ["", "Uniform PTQ (weights per output "
                                                                "channel, MSE range; biases 8 bits):", ""]
@@ -111,7 +111,8 @@ def terms_table(load) -> list:
             rec = load(dataset, study)
             if rec is None:
                 continue
-            term = study[6:].split("@")[0]  # terms-NAME or terms-NAME@variant
+            name, _, variant = study[6:].partition("@")  # terms-NAME or terms-NAME@VARIANT
+            term = f"{name} ({VARIANTS[variant]})" if variant else name
             cmds.append(f"* {TITLES[dataset]}, {term}: {_command(rec)}")
             for r in sorted(rec["trials"], key=lambda r: r["params"].get("methods.0.args.coef", 0)):
                 coef = r["params"].get("methods.0.args.coef", 0)
@@ -179,6 +180,8 @@ def render(load, command) -> None:
     study = ["## Learned quantization (Chinbat 2025): scale learning rate, coefficients, noise", ""]
     for dataset in STUDIES:
         study += study_section(load, dataset, "lr", "scale learning rate x lambda")
+        study += study_section(load, dataset, "ctrl", "the fine-tune alone (scales fixed at their 8-bit start, "
+                                                      "quant_lr 0) at two weight learning rates")
         study += study_section(load, dataset, "finetune", "lambda with a longer fine-tune at frozen scales "
                                                           "(0.5 epoch learning scales, 1.5 frozen)")
         for s in [s for s in STUDIES[dataset] if s.startswith("coef-")]:
