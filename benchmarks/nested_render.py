@@ -42,7 +42,7 @@ def _command(rec) -> str:
     return f"`{rec['command']}`"
 
 
-RATIO_STUDIES = ("lambda", "lr", "finetune", "type-conv", "type-dense")
+RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "finetune-3bit", "type-conv", "type-dense")
 
 
 def _trials(load, dataset, studies):

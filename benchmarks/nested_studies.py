@@ -54,7 +54,7 @@ CONV = "quant.overrides.0.weight.threshold+quant.overrides.0.bias.threshold"
 DENSE = "quant.overrides.1.weight.threshold+quant.overrides.1.bias.threshold"
 HOLD_CONV = ["--set", "quant.overrides.0.weight.threshold=1.0e-4", "--set", "quant.overrides.0.bias.threshold=1.0e-4"]
 HOLD_DENSE = ["--set", "quant.overrides.1.weight.threshold=1.0e-4", "--set", "quant.overrides.1.bias.threshold=1.0e-4"]
-STE_LR = ["--set", "optim.quant_lr=1.0e-3"]  # STE scales: the terms' coefficients of the MNIST runs
+STE_LR = ["--set", "optim.quant_lr=1.0e-3"]  # the scale learning rate of the MNIST runs (mlp-mnist-nested)
 
 STUDIES["cifar10"] = {
     "ptq": ["cnn-cifar10-ptq", "--param", "quant.weight.bits=2,3,4,8"],
@@ -63,6 +63,8 @@ STUDIES["cifar10"] = {
            "--param", f"{LAM}=1.0e-4,3.0e-4,1.0e-3", "--param", "optim.quant_lr=3.0e-6,1.0e-5,3.0e-5"],
     "finetune": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
                  "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=5.0e-4,1.0e-3"],
+    "finetune-3bit": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
+                      "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=1.2e-3"],
     # seed 0 of this setting is the finetune study's lambda 5e-4 run
     "seeds": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
               "--set", "phases.1.epochs=1.5", "--set", "quant.weight.threshold=5.0e-4",
@@ -74,14 +76,12 @@ STUDIES["cifar10"] = {
     # at the MNIST runs' scale learning rate every term collapsed the CNN: the ratio rule's one
     "terms-inverse_scale@qlr": ["cnn-cifar10-nested", "--set", "quant.overrides=[]",
                                 *_term("inverse_scale", "1.0e-2")],
-    "terms-deviation@qlr": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *_term("deviation", "1.0")],
     "terms-bin_count": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR,
                         *_term("bin_count", "1.0e-1,1.0", "max_bins: 8")],
     "terms-deviation": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR, *_term("deviation", "1.0")],
 }
 OUTS.update({"cifar10-lr": "runs/explore-cifar-lr", "cifar10-ptq": "runs/cifar-ptq",
-             "cifar10-terms-inverse_scale@qlr": "runs/nested/cifar10-terms-inverse_scale-qlr",
-             "cifar10-terms-deviation@qlr": "runs/nested/cifar10-terms-deviation-qlr"})
+             "cifar10-terms-inverse_scale@qlr": "runs/nested/cifar10-terms-inverse_scale-qlr"})
 # terms-NAME@VARIANT: what the variant changes, for the tables
 VARIANTS = {"qlr": "quant_lr 1e-5"}
 
@@ -107,6 +107,10 @@ STUDIES["imagenette"] = {
              *FT_HALF],
     "lambda": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
                "--param", f"{LAM}=1.0e-4,3.0e-4"],
+    "lambda-mid": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF, "--param", f"{LAM}=6.0e-4"],
+    "finetune": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", "--set", "phases.0.epochs=0.5", "--set",
+                 "phases.1={name: finetune, epochs: 1.5, freeze_quantizers: true, schedule: {kind: cosine}}",
+                 "--param", f"{LAM}=8.0e-4"],
 }
 OUTS.update({"imagenette-ptq": "runs/imagenette-ptq", "imagenette-lr": "runs/explore-imagenette-lr",
              "imagenette-ctrl": "runs/explore-imagenette-ctrl"})
