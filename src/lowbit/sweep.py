@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from .errors import ConfigError
+from .files import check_output_folder, write_text
 
 RANGE_KINDS = ("log", "float", "int")
 
@@ -199,9 +200,16 @@ class Sweep:
         return result[0] if len(result) == 1 else result
 
     def run(self) -> Dict[str, Any]:
+        from .train.folder import FolderLock
+
+        check_output_folder(self.out)  # before any trial trains
+        self.out.mkdir(parents=True, exist_ok=True)
+        with FolderLock(self.out):  # one sweep per folder at a time
+            return self._run()
+
+    def _run(self) -> Dict[str, Any]:
         import optuna
 
-        self.out.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(study_name="lowbit", storage=f"sqlite:///{self.out / 'study.db'}",
                                     sampler=self._sampler(), load_if_exists=True,
@@ -222,7 +230,7 @@ class Sweep:
                                                         t.user_attrs["metrics"])})
         summary = {"recipe": self.recipe, "objectives": self.objectives, "overrides": self.overrides,
                    "trials": rows, "pareto": pareto_front(rows)}
-        (self.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(self.out / "sweep.json", json.dumps(summary, indent=2) + "\n")
         from .report.pareto import save_pareto_plot
 
         save_pareto_plot({"sweep": rows}, self.out / "pareto.png")

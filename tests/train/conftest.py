@@ -46,3 +46,25 @@ def run_cli(*args, env=None, timeout=300):
 @pytest.fixture
 def recipe_file(tmp_path):
     return write_recipe(tmp_path / "tiny.yaml", tiny_recipe())
+
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder this process cannot create files in (root ignores permission bits: then /sys)."""
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    try:
+        (folder / "probe").write_text("")
+    except OSError:
+        yield folder
+        folder.chmod(0o700)
+        return
+    folder.chmod(0o700)
+    try:
+        Path("/sys/lowbit-probe").mkdir()
+    except OSError:
+        yield Path("/sys")
+        return
+    Path("/sys/lowbit-probe").rmdir()
+    pytest.skip("no unwritable location available to this user")
