@@ -7,7 +7,6 @@ import shutil
 import pytest
 import torch
 
-from conftest import tiny_recipe, write_recipe
 from lowbit.cli import main
 
 
@@ -18,29 +17,15 @@ def _error(capsys, argv):
     return lines[-1]
 
 
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    spec = tiny_recipe(quant=True, epochs=(1, 0), limit=500)
-    spec["data"]["test_limit"] = 200
-    return write_recipe(tmp_path_factory.mktemp("recipe") / "tiny.yaml", spec)
-
-
-@pytest.fixture(scope="module")
-def run(recipe, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["train", str(recipe), "--out", str(out), "--quiet"]) == 0
-    return out
-
-
 @pytest.mark.parametrize("device, words", [("tpu", "--device must be cpu, cuda or cuda:N"),
                                             ("cuda:99", "--device cuda:99")])
-def test_a_bad_device_is_one_line(recipe, tmp_path, capsys, device, words):
-    assert words in _error(capsys, ["train", recipe, "--out", tmp_path / "o", "--device", device])
+def test_a_bad_device_is_one_line(quick_recipe, tmp_path, capsys, device, words):
+    assert words in _error(capsys, ["train", quick_recipe, "--out", tmp_path / "o", "--device", device])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
-def test_cuda_without_a_gpu_is_one_line(recipe, tmp_path, capsys):
-    msg = _error(capsys, ["train", recipe, "--out", tmp_path / "o", "--device", "cuda"])
+def test_cuda_without_a_gpu_is_one_line(quick_recipe, tmp_path, capsys):
+    msg = _error(capsys, ["train", quick_recipe, "--out", tmp_path / "o", "--device", "cuda"])
     assert "no CUDA GPU is available" in msg and not (tmp_path / "o").exists()
 
 
@@ -49,17 +34,17 @@ def test_cuda_without_a_gpu_is_one_line(recipe, tmp_path, capsys):
     ("model.in_channels=3", "mnist images have 1 channel(s)"),
     ("model.input_size=32", "model.input_size is 32 but the mnist images are 28x28"),
 ])
-def test_model_sizes_that_do_not_fit_the_dataset(recipe, tmp_path, capsys, override, words):
-    assert words in _error(capsys, ["train", recipe, "--out", tmp_path / "o", "--quiet",
+def test_model_sizes_that_do_not_fit_the_dataset(quick_recipe, tmp_path, capsys, override, words):
+    assert words in _error(capsys, ["train", quick_recipe, "--out", tmp_path / "o", "--quiet",
                                     "--set", override])
 
 
-def test_eval_limit_applies_to_a_run_and_must_be_positive(run, capsys):
-    assert main(["eval", str(run), "--limit", "10"]) == 0
+def test_eval_limit_applies_to_a_run_and_must_be_positive(quick_run, capsys):
+    assert main(["eval", str(quick_run), "--limit", "10"]) == 0
     assert "on 10 mnist test images" in capsys.readouterr().out
     for bad in ("-5", "0"):
         with pytest.raises(SystemExit) as exc:
-            main(["eval", str(run), "--limit", bad])
+            main(["eval", str(quick_run), "--limit", bad])
         assert exc.value.code == 2
         assert "--limit: must be >= 1" in capsys.readouterr().err
 
@@ -68,9 +53,9 @@ def test_eval_limit_applies_to_a_run_and_must_be_positive(run, capsys):
     (b"{}", "not a lowbit report"), (b"[1, 2]", "got a JSON list"),
     (b"\xff\xfe\x00binary", "not text"), (b'{"schema": "lowbit.report/1"}', "section 'recipe'"),
 ])
-def test_report_refuses_an_empty_or_damaged_report(run, tmp_path, capsys, content, words):
+def test_report_refuses_an_empty_or_damaged_report(quick_run, tmp_path, capsys, content, words):
     folder = tmp_path / "r"
-    shutil.copytree(run, folder)
+    shutil.copytree(quick_run, folder)
     (folder / "report.json").write_bytes(content)
     before = (folder / "report.md").read_bytes()
     assert words in _error(capsys, ["report", folder])
@@ -78,17 +63,18 @@ def test_report_refuses_an_empty_or_damaged_report(run, tmp_path, capsys, conten
 
 
 @pytest.mark.parametrize("name", ["dir/", "existing"])
-def test_export_out_must_be_a_file(run, tmp_path, capsys, name):
+def test_export_out_must_be_a_file(quick_run, tmp_path, capsys, name):
     (tmp_path / "existing").mkdir()
     (tmp_path / "dir").mkdir()
     out = str(tmp_path / name.rstrip("/")) + ("/" if name.endswith("/") else "")
-    assert "is a folder; give a file name" in _error(capsys, ["export", run, "--out", out])
+    assert "is a folder; give a file name" in _error(capsys, ["export", quick_run, "--out", out])
 
 
 @pytest.mark.parametrize("damage", ["empty", "no_model", "no_recipe"])
-def test_damaged_checkpoints_are_one_line_for_every_command(run, recipe, tmp_path, capsys, damage):
+def test_damaged_checkpoints_are_one_line_for_every_command(quick_run, quick_recipe, tmp_path, capsys,
+                                                          damage):
     folder = tmp_path / "r"
-    shutil.copytree(run, folder)
+    shutil.copytree(quick_run, folder)
     ckpt = folder / "checkpoint.pt"
     if damage == "empty":
         ckpt.write_bytes(b"")
@@ -99,7 +85,7 @@ def test_damaged_checkpoints_are_one_line_for_every_command(run, recipe, tmp_pat
         torch.save(state, ckpt)
     before = ckpt.read_bytes()
     for argv in (["eval", folder], ["export", folder, "--out", tmp_path / "m.lowbit"],
-                 ["train", recipe, "--out", folder, "--resume", "--quiet"]):
+                 ["train", quick_recipe, "--out", folder, "--resume", "--quiet"]):
         msg = _error(capsys, argv)
         assert "checkpoint.pt" in msg and "weights_only" not in msg, msg
     assert ckpt.read_bytes() == before
@@ -110,7 +96,7 @@ def test_an_empty_packed_file_is_one_line(tmp_path, capsys):
     assert "is empty" in _error(capsys, ["eval", tmp_path / "m.lowbit"])
 
 
-def test_metrics_of_a_run_are_not_touched_by_refused_commands(run, capsys):
-    before = json.loads((run / "metrics.json").read_text())
-    _error(capsys, ["train", run / "recipe.yaml", "--out", run, "--quiet"])
-    assert json.loads((run / "metrics.json").read_text()) == before
+def test_metrics_of_a_run_are_not_touched_by_refused_commands(quick_run, capsys):
+    before = json.loads((quick_run / "metrics.json").read_text())
+    _error(capsys, ["train", quick_run / "recipe.yaml", "--out", quick_run, "--quiet"])
+    assert json.loads((quick_run / "metrics.json").read_text()) == before

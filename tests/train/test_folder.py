@@ -31,29 +31,15 @@ def _err(capsys):
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    spec = tiny_recipe(quant=True, epochs=(1, 0), limit=500)
-    spec["data"]["test_limit"] = 200
-    return write_recipe(tmp_path_factory.mktemp("recipe") / "tiny.yaml", spec)
-
-
-@pytest.fixture(scope="module")
-def finished(recipe, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "done"
-    assert _train(recipe, "--out", out) == 0
-    return out
-
-
 @pytest.fixture
-def old_run(finished, tmp_path):
+def old_run(quick_run, tmp_path):
     out = tmp_path / "fin"
-    shutil.copytree(finished, out)
+    shutil.copytree(quick_run, out)
     (out / "notes.txt").write_text("the user's own file")
     return out
 
 
-def test_two_trainers_on_one_folder_one_is_refused(recipe, tmp_path):
+def test_two_trainers_on_one_folder_one_is_refused(quick_recipe, tmp_path):
     """Started together on the same --out: one trains, the other exits 2 at once; the folder
     then holds one consistent run (its checkpoint and metrics from the same recipe)."""
     slow = tiny_recipe(quant=True, epochs=(1, 0), limit=1000)
@@ -76,7 +62,7 @@ def test_two_trainers_on_one_folder_one_is_refused(recipe, tmp_path):
     assert report["metrics"]["steps"] == ckpt["state"]["step"] and not (out / LOCK_NAME).exists()
 
 
-def test_a_held_folder_is_refused_with_the_holders_pid(recipe, tmp_path, capsys):
+def test_a_held_folder_is_refused_with_the_holders_pid(quick_recipe, tmp_path, capsys):
     out = tmp_path / "held"
     out.mkdir()
     holder = subprocess.Popen(
@@ -85,7 +71,7 @@ def test_a_held_folder_is_refused_with_the_holders_pid(recipe, tmp_path, capsys)
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert _train(recipe, "--out", out) == 2
+        assert _train(quick_recipe, "--out", out) == 2
         msg = _err(capsys)
         assert f"PID {holder.pid}" in msg and not (out / "checkpoint.pt").exists()
     finally:
@@ -93,15 +79,15 @@ def test_a_held_folder_is_refused_with_the_holders_pid(recipe, tmp_path, capsys)
         holder.wait()
     # the holder died (as with kill -9): its lock file is stale and the next run takes over
     assert (out / LOCK_NAME).exists()
-    assert _train(recipe, "--out", out) == 0 and not (out / LOCK_NAME).exists()
+    assert _train(quick_recipe, "--out", out) == 0 and not (out / LOCK_NAME).exists()
 
 
-def test_force_keeps_the_old_run_until_the_new_one_is_valid(recipe, old_run, capsys):
+def test_force_keeps_the_old_run_until_the_new_one_is_valid(quick_recipe, old_run, capsys):
     before = _snapshot(old_run)
-    assert _train(recipe, "--out", old_run, "--force", "--data-dir", "/nonexistent") == 2
+    assert _train(quick_recipe, "--out", old_run, "--force", "--data-dir", "/nonexistent") == 2
     assert "/nonexistent" in _err(capsys)
     assert _snapshot(old_run) == before  # nothing deleted, nothing written
-    assert _train(recipe, "--out", old_run, "--force", "--set", "seed=4") == 0
+    assert _train(quick_recipe, "--out", old_run, "--force", "--set", "seed=4") == 0
     import torch
 
     assert torch.load(old_run / "checkpoint.pt", weights_only=True)["recipe"]["seed"] == 4
@@ -110,7 +96,7 @@ def test_force_keeps_the_old_run_until_the_new_one_is_valid(recipe, old_run, cap
     assert not (old_run / ASIDE_NAME).exists()
 
 
-def test_force_puts_the_old_run_back_when_the_first_write_fails(recipe, old_run, monkeypatch):
+def test_force_puts_the_old_run_back_when_the_first_write_fails(quick_recipe, old_run, monkeypatch):
     from lowbit.train import loop
 
     before = _snapshot(old_run)
@@ -123,21 +109,21 @@ def test_force_puts_the_old_run_back_when_the_first_write_fails(recipe, old_run,
     from lowbit.train import Trainer, load_recipe
 
     with pytest.raises(OSError):
-        Trainer(load_recipe(str(recipe), ["seed=5"]), old_run, force=True, verbose=False).run()
+        Trainer(load_recipe(str(quick_recipe), ["seed=5"]), old_run, force=True, verbose=False).run()
     after = _snapshot(old_run)
     after.pop(".checkpoint.pt.1.aa.tmp", None)
     assert after == before and not (old_run / ASIDE_NAME).exists()
 
 
-def test_a_folder_of_foreign_outputs_is_not_overwritten(recipe, tmp_path, capsys):
+def test_a_folder_of_foreign_outputs_is_not_overwritten(quick_recipe, tmp_path, capsys):
     out = tmp_path / "foreign"
     out.mkdir()
     (out / "metrics.json").write_text('{"mine": 1}')
-    assert _train(recipe, "--out", out) == 2
+    assert _train(quick_recipe, "--out", out) == 2
     assert "no checkpoint" in _err(capsys) and (out / "metrics.json").read_text() == '{"mine": 1}'
 
 
-def test_interrupted_write_temp_files_are_removed(recipe, tmp_path):
+def test_interrupted_write_temp_files_are_removed(quick_recipe, tmp_path):
     """A run killed during its first checkpoint write left only temporary files: the next run
     in the folder removes them."""
     out = tmp_path / "killed"
@@ -146,35 +132,35 @@ def test_interrupted_write_temp_files_are_removed(recipe, tmp_path):
     for name in leftovers:
         (out / name).write_bytes(b"partial")
     (out / "notes.txt").write_text("kept")
-    assert _train(recipe, "--out", out) == 0
+    assert _train(quick_recipe, "--out", out) == 0
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
     assert (out / "notes.txt").read_text() == "kept"
 
 
-def test_outputs_follow_the_umask(recipe, tmp_path):
+def test_outputs_follow_the_umask(quick_recipe, tmp_path):
     old = os.umask(0o022)
     try:
-        assert _train(recipe, "--out", tmp_path / "u") == 0
+        assert _train(quick_recipe, "--out", tmp_path / "u") == 0
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "u").iterdir()}
     assert set(modes.values()) == {0o644}, modes
 
 
-def test_a_bad_out_is_refused_before_training(recipe, tmp_path, capsys):
+def test_a_bad_out_is_refused_before_training(quick_recipe, tmp_path, capsys):
     """Checked first: the data dir is wrong too, but the message is about --out."""
     (tmp_path / "afile").write_text("x")
     for out, words in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "run", "is a file")):
         start = time.time()
-        assert _train(recipe, "--out", out, "--data-dir", "/nonexistent") == 2
+        assert _train(quick_recipe, "--out", out, "--data-dir", "/nonexistent") == 2
         msg = _err(capsys)
         assert words in msg and "--out" in msg, msg
         assert time.time() - start < 5
     assert (tmp_path / "afile").read_text() == "x"
 
 
-def test_an_unwritable_out_is_refused_before_training(recipe, unwritable, capsys):
-    assert _train(recipe, "--out", unwritable / "run", "--data-dir", "/nonexistent") == 2
+def test_an_unwritable_out_is_refused_before_training(quick_recipe, unwritable, capsys):
+    assert _train(quick_recipe, "--out", unwritable / "run", "--data-dir", "/nonexistent") == 2
     assert "cannot write" in _err(capsys)
 
 
