@@ -133,6 +133,18 @@ def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "to
     return front
 
 
+def _read_metrics(path: Path) -> Dict[str, Any]:
+    """A trial's metrics.json; a damaged one is a one-line error naming the trial folder."""
+    try:
+        metrics = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({str(exc)[:80]}); delete {path.parent} to rerun "
+                          "that trial") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("top1"), (int, float)):
+        raise ConfigError(f"{path} is not a lowbit metrics.json; delete {path.parent} to rerun that trial")
+    return metrics
+
+
 @dataclass
 class Sweep:
     """A sweep over a recipe; :meth:`run` trains the trials and writes sweep.json."""
@@ -193,7 +205,7 @@ class Sweep:
         if not done:
             resume = (run_dir / "checkpoint.pt").is_file()
             Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose).run()
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = _read_metrics(run_dir / "metrics.json")
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("metrics", metrics)
         result = [objective_value(metrics, name) for name, _ in self._objs]
