@@ -100,3 +100,11 @@ def test_metrics_of_a_run_are_not_touched_by_refused_commands(quick_run, capsys)
     before = json.loads((quick_run / "metrics.json").read_text())
     _error(capsys, ["train", quick_run / "recipe.yaml", "--out", quick_run, "--quiet"])
     assert json.loads((quick_run / "metrics.json").read_text()) == before
+
+
+def test_an_exported_model_evaluated_on_another_dataset_is_one_line(quick_run, tmp_path, capsys):
+    """An MNIST model on CIFAR-10 images crashed inside the executor's matmul."""
+    packed = tmp_path / "m.lowbit"
+    assert main(["export", str(quick_run), "--out", str(packed)]) == 0
+    msg = _error(capsys, ["eval", packed, "--dataset", "cifar10", "--limit", "4"])
+    assert "takes inputs of shape [1, 28, 28]" in msg and "[3, 32, 32]" in msg

@@ -54,6 +54,8 @@ def onnx_metadata(path) -> Dict[str, Any]:
         raise FormatError(f"{path}: lowbit.manifest must be a JSON object")
     meta["_qonnx"] = any(n.domain == QONNX_DOMAIN for n in proto.graph.node)
     meta["_domains"] = node_domains(proto)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
+    meta["_input_shape"] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     return meta
 
 
@@ -174,7 +176,7 @@ def run_all(predictors: Dict[str, Predict], loader: Iterable) -> Dict[str, Any]:
     return {"n": int(y.numel()), "results": out}
 
 
-def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[str, Predict], Dict]:
+def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[str, Predict], Dict, list]:
     from .executor import FakeQuantExecutor, IntegerExecutor
     from .packed import load_packed
 
@@ -183,7 +185,20 @@ def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[st
     classes = {"integer": IntegerExecutor, "fake_quant": FakeQuantExecutor}
     if any(k not in classes for k in kinds):
         raise ConfigError(f"executor must be integer, fake_quant or both, got {executor!r}")
-    return {k: classes[k](ex, allow_import=allow_import) for k in kinds}, ex.data or {}
+    return {k: classes[k](ex, allow_import=allow_import) for k in kinds}, ex.data or {}, ex.input_shape
+
+
+def check_input_shape(path, shape, loader, dataset: str) -> None:
+    """The model's input (C, H, W) must be the test images' (a model for MNIST cannot run on
+    CIFAR-10); unknown dimensions match anything."""
+    first = next(iter(loader), None)
+    if first is None or not shape:
+        return
+    want, got = list(shape)[1:], list(first[0].shape[1:])
+    if len(want) != len(got) or any(w not in (None, 0, g) for w, g in zip(want, got)):
+        raise ConfigError(f"{path} takes inputs of shape {want} (C, H, W) but the {dataset} test "
+                          f"images are {got}; evaluate it on the dataset it was trained on "
+                          "(--dataset, default: the one the file records)")
 
 
 def evaluate_file(path, *, dataset: Optional[str] = None, data_dir=None, limit: Optional[int] = None,
@@ -192,16 +207,18 @@ def evaluate_file(path, *, dataset: Optional[str] = None, data_dir=None, limit: 
     """Top-1 of an exported file on the test split of ``dataset`` (default: the file's own)."""
     kind = file_kind(path)
     if kind == "packed":
-        predictors, data = _packed_predictors(path, executor, allow_import)
+        predictors, data, shape = _packed_predictors(path, executor, allow_import)
     else:
         meta = onnx_metadata(path)
-        data = meta.get("data") or {}
+        data, shape = meta.get("data") or {}, meta["_input_shape"]
         predictors = {"qonnx" if meta["_qonnx"] else "onnxruntime":
                       qonnx_predictor(path, allow_import) if meta["_qonnx"] else ort_predictor(path)}
     dataset = dataset or data.get("dataset")
     if not dataset:
         raise ConfigError(f"{path} does not record its dataset; pass --dataset (e.g. cifar10)")
     image_size = data.get("image_size") if isinstance(data.get("image_size"), int) else None
-    res = run_all(predictors, eval_loader(dataset, data_dir, image_size, limit, batch_size))
+    loader = eval_loader(dataset, data_dir, image_size, limit, batch_size)
+    check_input_shape(path, shape, loader, dataset)
+    res = run_all(predictors, loader)
     res.update({"file": str(path), "kind": kind, "dataset": dataset})
     return res
