@@ -9,9 +9,9 @@ header length, and manifest edits re-signed with a valid checksum; half the file
 with checksum verification, half without (so that every mutation reaches the deeper checks).
 Size bombs (:data:`lowbit.export.fuzz.BOMB_KINDS`): valid 1-bit MLPs of 0.1-4 MB (8x their
 size as int8 codes), re-signed with an architecture they do not fit, loaded under a decoded-size
-cap below or above their codes, or with up to 3 MB of nested JSON lists in the header. Each loads in
-a forked child whose peak resident memory (``VmHWM`` after a reset) above its start is compared
-with ``4 x file size + --fixed-mb``. Import cases (:data:`lowbit.export.fuzz.IMPORT_KINDS`): a
+cap below or above their codes, or with up to 1.5 MB of nested JSON lists in the header. Each
+loads in a forked child whose peak resident memory (``VmHWM`` after a reset) above its start is
+compared with ``4 x file size + --fixed-mb``. Import cases (:data:`lowbit.export.fuzz.IMPORT_KINDS`): a
 packed file naming a module class or registry model ``lowbit_fuzz_canary``, and QONNX/ONNX files
 with a node of that operator domain; the canary module lies on ``sys.path`` and leaves a marker
 when imported; loading and running without ``allow_import`` must not import it.
@@ -237,7 +237,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--bombs", type=int, default=200, help="size-bomb files (forked, measured)")
     p.add_argument("--imports", type=int, default=100, help="files that name a module")
     p.add_argument("--cap-mb", type=int, default=32, help="max_decoded_bytes for the bombs (MiB)")
-    p.add_argument("--fixed-mb", type=int, default=192,
+    p.add_argument("--fixed-mb", type=int, default=128,
                    help="the fixed part of the memory bound 4 x file + FIXED (MiB)")
     p.add_argument("--out", type=Path, default=RESULTS / "fuzz_packed.json")
     args = p.parse_args(argv)

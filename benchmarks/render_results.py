@@ -104,7 +104,7 @@ def fuzz(data: dict) -> str:
                         f"| {r['max_peak_minus_4x_file_mb']:.1f} | {r['max_seconds']:.2f} |")
         rows += ["", "bomb_arch: valid 1-bit MLPs re-signed with an architecture their tensors do not "
                  "fit (refused before decoding); bomb_cap / bomb_valid: the same files under a cap "
-                 "below / above their decoded codes (8x the file at 1 bit); bomb_header: up to 3 MB "
+                 "below / above their decoded codes (8x the file at 1 bit); bomb_header: up to 1.5 MB "
                  "of nested empty JSON lists in the header."]
     if imports:
         per = ", ".join(f"{k}: " + ", ".join(f"{o} {n}" for o, n in r["outcomes"].items())

@@ -150,7 +150,7 @@ def size_bomb(kind: str, base: bytes, rng) -> bytes:
       (re-signed), which the loader must find before it decodes them;
     * ``bomb_cap`` / ``bomb_valid``: the file itself (loaded with a cap below / above its
       decoded size);
-    * ``bomb_header``: a valid file whose header is padded with up to ~3 MB of nested empty
+    * ``bomb_header``: a valid file whose header is padded with up to 1.5 MB of nested empty
       JSON lists, the costliest JSON per byte.
     """
     if kind in ("bomb_cap", "bomb_valid"):
@@ -161,7 +161,8 @@ def size_bomb(kind: str, base: bytes, rng) -> bytes:
             kwargs = manifest["model"]["arch"].setdefault("kwargs", {})
             kwargs["hidden"] = int(rng.integers(1, 64))
         else:
-            manifest["quant_spec"] = {"padding": [[]] * int(rng.integers(1 << 18, (sio.MAX_HEADER_BYTES - (1 << 20)) // 4))}
+            count = int(rng.integers(1 << 16, sio.MAX_HEADER_BYTES * 3 // 16))  # 4 bytes each
+            manifest["quant_spec"] = {"padding": [[]] * count}
 
     return resign(base, edit)
 

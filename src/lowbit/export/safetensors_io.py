@@ -28,7 +28,7 @@ from ..files import write_bytes
 
 DTYPES = {"F32": np.dtype("<f4"), "U8": np.dtype("u1"), "I32": np.dtype("<i4")}
 NAMES = {v: k for k, v in DTYPES.items()}
-MAX_HEADER_BYTES = 4 << 20  # lowbit writes ~50 KB; parsed JSON costs up to ~20x its size in memory
+MAX_HEADER_BYTES = 2 << 20  # lowbit writes ~50 KB; parsing JSON costs up to ~20x its size in memory
 MAX_DIMS = 8
 MAX_ELEMENTS = 1 << 34
 
