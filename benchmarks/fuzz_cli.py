@@ -290,6 +290,7 @@ class Fuzzer:
 
     def run(self, cases: int, progress: int) -> Dict[str, Any]:
         codes, tracebacks, changed = collections.Counter(), [], []
+        aimed = collections.Counter()  # cases whose --out is an earlier run: by exit code, replaced
         by_command = collections.defaultdict(collections.Counter)
         messages = collections.Counter()
         times = []
@@ -307,6 +308,8 @@ class Fuzzer:
                 last = err.strip().splitlines()[-1] if err.strip() else ""
                 messages[" ".join(last.partition("error: ")[2].split()[:6])] += 1
             forced = target is not None and "--force" in argv and "--resume" not in argv
+            if target is not None:
+                aimed[f"exit {code}{' --force' if forced else ''}"] += 1
             for run in list(digests):
                 now = self.digest(run)
                 if now != digests[run]:
@@ -314,6 +317,7 @@ class Fuzzer:
                     new_run = now.get("checkpoint.pt") != digests[run].get("checkpoint.pt")
                     if run == target and forced and (code == 0 or new_run):
                         digests[run] = now
+                        aimed["replaced by --force"] += 1
                     else:
                         changed.append({"case": i, "argv": argv, "code": code, "folder": str(run)})
                         digests[run] = now
@@ -330,6 +334,7 @@ class Fuzzer:
                 "by_command": {k: {str(c): n for c, n in sorted(v.items())} for k, v in by_command.items()},
                 "tracebacks": len(tracebacks), "other_exit_codes": sum(n for c, n in codes.items() if c not in (0, 2)),
                 "changed_folders": len(changed), "pool_runs": len(self.pool),
+                "cases_on_earlier_runs": dict(sorted(aimed.items())),
                 "seconds": {"total": round(float(t.sum()), 1), "mean": round(float(t.mean()), 3),
                             "max": round(float(t.max()), 2)},
                 "common_errors": dict(messages.most_common(12)),

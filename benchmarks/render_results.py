@@ -130,7 +130,9 @@ def fuzz_cli(data: dict) -> str:
         f"options on a tiny MNIST MLP recipe. {codes} ({cmds}); tracebacks: {data['tracebacks']}; "
         f"other exit codes: {data['other_exit_codes']}; earlier run folders changed: "
         f"{data['changed_folders']} of {data['pool_runs']} watched (hashed before and after every "
-        f"case; only `--force` may replace one). {data['seconds']['total']:.0f} s in all, "
+        f"case; only `--force` may replace one; cases with an earlier run as `--out`: "
+        f"{', '.join(f'{k} {v}' for k, v in data.get('cases_on_earlier_runs', {}).items())}). "
+        f"{data['seconds']['total']:.0f} s in all, "
         f"max {data['seconds']['max']:.1f} s a case. Most frequent errors: {errors}."])
 
 
