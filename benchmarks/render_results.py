@@ -7,6 +7,7 @@ fuzz_packed, fuzz_cli) as results.md sections. Run after any of those benchmarks
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def fuzz(data: dict) -> str:
 def fuzz_cli(data: dict) -> str:
     codes = ", ".join(f"exit {k}: {v}" for k, v in data["exit_codes"].items())
     cmds = "; ".join(f"{c} " + ", ".join(f"{k}: {v}" for k, v in r.items()) for c, r in data["by_command"].items())
-    errors = "; ".join(f"{k} ({v})" for k, v in list(data["common_errors"].items())[:6])
+    errors = "; ".join(f"{re.sub(r'/tmp/lowbit-fuzz-cli-[^/ ]+', 'TMP', k)}... ({v})"
+                       for k, v in list(data["common_errors"].items())[:6])
     return "\n".join([
         "## Command-line fuzz", "",
         f"Command: `{data['command']}`. {data['cases']:,} command lines in-process from a grammar of "
