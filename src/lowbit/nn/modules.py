@@ -56,6 +56,17 @@ class QuantMixin:
             return F.linear(x, w, b)
         return self._conv_forward(x, w, b)
 
+    def __reduce_ex__(self, protocol):
+        # the Quant<Cls> classes are made at run time, so pickle cannot find them by name:
+        # pickle the float class (importable) and make its quantized class again on load
+        return _rebuild_quant, (self._lowbit_float_class,), self.__getstate__()
+
+
+def _rebuild_quant(float_cls: type) -> nn.Module:
+    """Unpickling of a wrapped layer: an empty instance of ``quant_class(float_cls)``
+    (``torch.save(prepared_model)`` / ``copy.deepcopy`` then restore its state)."""
+    return quant_class(float_cls).__new__(quant_class(float_cls))
+
 
 class QuantAdd(Add):
     """Residual add whose two inputs are fake-quantized (``input_quantizers[0/1]``)."""

@@ -25,7 +25,7 @@ from ..quantizers import make_quantizer
 from ..quantizers.base import Quantizer
 from .layers import Add
 from .modules import QuantAdd, QuantMixin, is_quant_layer, wrap_add, wrap_layer
-from .resolve import LayerPlan, plan_layers
+from .resolve import LayerPlan, plan_layers, warn_unquantized
 from .spec import QuantSpec
 
 QUANTIZER_SLOTS = ("weight_quantizer", "input_quantizer", "bias_quantizer", "input_quantizers")
@@ -121,6 +121,7 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
                           "nothing to quantize")
     for plan in plans:
         _wrap(plan, spec.int_bias)
+    warn_unquantized(model)  # once per float layer type (LSTM, MultiheadAttention, ...)
     model.lowbit_quant_spec = spec
     return model
 

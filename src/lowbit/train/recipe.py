@@ -5,9 +5,9 @@ hooks) and a list of phases. Each phase has a length, a learning-rate schedule, 
 what is quantized and learned. Every method of the four papers is a recipe:
 
 * QGT: one float phase with the ``qgt`` method, weights quantized at the end;
-* two-stage (seed 002): phase 1 ``quantize_acts: false``, phase 2 both;
+* two-stage (Zhuang et al.): phase 1 ``quantize_acts: false``, phase 2 both;
 * progressive: phases with ``weight_bits``/``act_bits`` 8, 4, 2;
-* learned mixed precision (seed 001): fixed-bit pre-training, precision learning with the
+* learned mixed precision (Schaefer et al.): fixed-bit pre-training, precision learning with the
   ``budget`` method, fine-tuning with ``freeze_quantizers: true``.
 
 >>> r = recipe_from_dict({"model": {"name": "mlp"}, "data": {"dataset": "mnist"},
@@ -58,6 +58,11 @@ class ModelConfig:
     compile: bool = False
     fold_bn: bool = False
 
+    def __post_init__(self):
+        for name in ("num_classes", "in_channels", "input_size"):  # None: from the dataset
+            if getattr(self, name) is not None:
+                _positive(f"model.{name}", getattr(self, name))
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -106,6 +111,10 @@ class OptimConfig:
                               f"got {self.quant_optimizer!r}")
         _positive("optim.lr", self.lr)
         _positive("optim.weight_decay", self.weight_decay, allow_zero=True)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optim.momentum must be in [0, 1), got {self.momentum}")
+        if self.grad_clip is not None:  # a negative norm would reverse the gradients
+            _positive("optim.grad_clip (the largest gradient norm; null for none)", self.grad_clip)
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.quant_lr is not None:
@@ -132,6 +141,11 @@ class ScheduleConfig:
             raise ConfigError(f"schedule.kind must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
         _positive("schedule.warmup_epochs", self.warmup_epochs, allow_zero=True)
         _positive("schedule.cycle_epochs", self.cycle_epochs, allow_zero=True)
+        _positive("schedule.gamma (the step decay factor)", self.gamma)  # <= 0: lr <= 0
+        _positive("schedule.final_lr_ratio", self.final_lr_ratio, allow_zero=True)
+        if not all(0 <= m <= 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ConfigError(f"schedule.milestones are increasing fractions of the phase in "
+                              f"[0, 1], got {list(self.milestones)}")
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,9 @@ class Recipe:
     def __post_init__(self):
         if not self.phases:
             raise ConfigError("a recipe needs at least one phase")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
+        _positive("log_every", self.log_every)
         names = [m.name for m in self.methods]
         for phase in self.phases:
             for key in list(phase.methods) + list(phase.disable_methods):
@@ -242,7 +259,13 @@ def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
     """Read a YAML recipe file (or a bundled recipe name) and apply ``--set`` overrides."""
     file = resolve_recipe_path(path)
     try:
-        data = yaml.safe_load(file.read_text())
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not a recipe (binary data, not YAML text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
