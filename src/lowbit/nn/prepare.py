@@ -24,7 +24,7 @@ from ..errors import CheckpointError, ConfigError
 from ..quantizers import make_quantizer
 from ..quantizers.base import Quantizer
 from .layers import Add
-from .modules import QuantAdd, QuantMixin, is_quant_layer, wrap_add, wrap_layer
+from .modules import QuantAdd, QuantMixin, check_wrappable, is_quant_layer, wrap_add, wrap_layer
 from .resolve import LayerPlan, plan_layers
 from .spec import QuantSpec
 
@@ -91,7 +91,7 @@ def _wrap(plan: LayerPlan, int_bias: bool = False) -> None:
         bq = make_quantizer(plan.bias.replace(granularity="tensor"), "weight", mod.bias.shape,
                             name=f"{plan.name}.bias")
         bq.init_from_tensor(mod.bias)
-    wrap_layer(mod, wq, aq, bq)
+    wrap_layer(mod, wq, aq, bq, plan.name)
     mod.lowbit_int_bias = bool(int_bias and _int_bias_applies(plan))
     for q in (wq, aq, bq):
         if q is not None:
@@ -119,6 +119,9 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
     if not plans:
         raise ConfigError(f"no layer matches layers={list(spec.layers)} in {type(model).__name__}; "
                           "nothing to quantize")
+    for plan in plans:
+        if not isinstance(plan.module, Add):
+            check_wrappable(plan.name, plan.module)
     for plan in plans:
         _wrap(plan, spec.int_bias)
     model.lowbit_quant_spec = spec
