@@ -138,9 +138,15 @@ def check_layer(name: str, layer: QuantizedLayer, mod: nn.Module, err) -> None:
                   "in the architecture")
 
 
+OWNED = ("weight", "bias", "weight_quantizer", "input_quantizer", "bias_quantizer",
+         "input_quantizers")
+
+
 def _owned(key: str, layers) -> bool:
+    """Whether ``key`` is the weight, bias or quantizer state of a quantized layer (stored in
+    the layer's QuantizedLayer, not in the float state)."""
     parts = key.split(".")
-    return any(".".join(parts[:i]) in layers for i in range(1, len(parts)))
+    return any(".".join(parts[:i]) in layers and parts[i] in OWNED for i in range(1, len(parts)))
 
 
 def check_structure(base: nn.Module, ex, err) -> None:
@@ -174,16 +180,18 @@ def build_base(ex, model: Optional[nn.Module] = None, allow_import: bool = False
     return base.eval()
 
 
-def build_runtime(ex, make: Callable[[QuantizedLayer], nn.Module], model: Optional[nn.Module] = None,
+def build_runtime(ex, make: Callable[..., nn.Module], model: Optional[nn.Module] = None,
                   allow_import: bool = False) -> nn.Module:
-    """``build_base`` + every quantized layer replaced by ``make(layer)`` + float state loaded."""
+    """``build_base`` + float state loaded + every quantized layer replaced by
+    ``make(layer, module)``, where ``module`` is the architecture's layer at that name (the
+    runtime layer adopts its class, attributes and remaining state)."""
     base = build_base(ex, model, allow_import)
-    for name, layer in ex.quantized.layers.items():
-        set_module(base, name, make(layer))
     state = {**ex.quantized.float_state, **ex.int_state}
     missing, unexpected = base.load_state_dict(state, strict=False)
     missing = [k for k in missing if not _owned(k, ex.quantized.layers)]
     if missing or unexpected:  # check_structure makes this unreachable; keep the guard
         raise ConfigError(f"state does not fit the model: missing {missing[:5]}, "
                           f"unexpected {unexpected[:5]}")
+    for name, layer in ex.quantized.layers.items():
+        set_module(base, name, make(layer, base.get_submodule(name)))
     return base.eval()

@@ -1,7 +1,10 @@
 """Find which layer feeds which BatchNorm, by running one forward pass with hooks.
 
 Hooks see real tensors, so this works for any nn.Module (no tracing): a BatchNorm whose input
-is the very tensor a Conv/Linear returned is paired with that layer.
+is the very tensor a Conv/Linear returned is paired with that layer. A layer subclass with its
+own ``forward`` is paired only if that forward is linear in its weight (see
+:mod:`lowbit.nn.linearity`): folding scales weight rows, which a weight-standardized
+convolution would undo.
 
 >>> import torch
 >>> from torch import nn
@@ -19,6 +22,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .control import quantizers_disabled
+from .linearity import module_is_linear
+from .modules import has_own_forward
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -42,7 +47,10 @@ def find_bn_pairs(model: nn.Module, example_input: Optional[torch.Tensor] = None
     x = example_input_for(model, example_input)
     producers, pairs, handles = {}, [], []
 
-    def produced(name: str, out) -> None:
+    def produced(name: str, mod: nn.Module, args, out) -> None:
+        float_cls = getattr(mod, "_lowbit_float_class", type(mod))
+        if has_own_forward(float_cls) and not (args and module_is_linear(mod, args[0])):
+            return
         producers[id(out)] = (name, out)  # keep ``out`` alive so its id is not reused
 
     def consumed(name: str, args) -> None:  # hooks return None: inputs stay untouched
@@ -52,7 +60,7 @@ def find_bn_pairs(model: nn.Module, example_input: Optional[torch.Tensor] = None
 
     for name, mod in model.named_modules():
         if isinstance(mod, _LAYERS):
-            handles.append(mod.register_forward_hook(lambda m, i, o, n=name: produced(n, o)))
+            handles.append(mod.register_forward_hook(lambda m, i, o, n=name: produced(n, m, i, o)))
         elif isinstance(mod, _BN):
             handles.append(mod.register_forward_pre_hook(lambda m, i, n=name: consumed(n, i)))
     was_training = model.training
