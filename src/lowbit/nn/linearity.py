@@ -24,7 +24,7 @@ norms after it are not folded, and the integer executor runs it in floating poin
 None
 >>> std = lambda x, w, b: F.conv2d(x, (w - w.mean()) / (w.std() + 1e-5), b)
 >>> linear_probe(std, (1, 2, 5, 5), (3, 2, 3, 3), out_axis=1)
-'weight additivity'
+'input additivity'
 """
 
 from __future__ import annotations
