@@ -15,13 +15,14 @@ convolution would undo.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from .control import quantizers_disabled
+from .inputs import model_device, run_model
 from .linearity import module_is_linear
 from .modules import has_own_forward
 
@@ -29,8 +30,10 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
-def example_input_for(model: nn.Module, example_input: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The given example input, or one built from ``model.lowbit_spec`` (registry models)."""
+def example_input_for(model: nn.Module, example_input=None):
+    """The given example input (a tensor, a tuple of positional inputs or a dict of keyword
+    inputs, see :mod:`lowbit.nn.inputs`), or one built from ``model.lowbit_spec`` (registry
+    models)."""
     if example_input is not None:
         return example_input
     spec = getattr(model, "lowbit_spec", None)
@@ -41,8 +44,7 @@ def example_input_for(model: nn.Module, example_input: Optional[torch.Tensor] = 
 
 
 @torch.no_grad()
-def find_bn_pairs(model: nn.Module, example_input: Optional[torch.Tensor] = None
-                  ) -> List[Tuple[str, str]]:
+def find_bn_pairs(model: nn.Module, example_input=None) -> List[Tuple[str, str]]:
     """(layer name, batch-norm name) for every BN that directly consumes a Conv/Linear output."""
     x = example_input_for(model, example_input)
     producers, pairs, handles = {}, [], []
@@ -66,9 +68,8 @@ def find_bn_pairs(model: nn.Module, example_input: Optional[torch.Tensor] = None
     was_training = model.training
     try:
         model.eval()
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
         with quantizers_disabled(model):
-            model(x.to(device))
+            run_model(model, x, model_device(model))
     finally:
         model.train(was_training)
         for h in handles:
