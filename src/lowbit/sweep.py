@@ -145,6 +145,7 @@ class Sweep:
     data_dir: Optional[str] = None
     verbose: bool = True
     seed: int = 0
+    allow_import: bool = False  # a recipe's model.factory imports your code
 
     def __post_init__(self):
         from .train.recipe import load_recipe
@@ -191,7 +192,8 @@ class Sweep:
         done = (run_dir / "metrics.json").is_file()
         if not done:
             resume = (run_dir / "checkpoint.pt").is_file()
-            Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose).run()
+            Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose,
+                    allow_import=self.allow_import).run()
         metrics = json.loads((run_dir / "metrics.json").read_text())
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("metrics", metrics)

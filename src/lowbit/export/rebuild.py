@@ -2,9 +2,9 @@
 
 The architecture comes from (first match): a ``model`` you pass (any module of the same
 architecture, float or prepared), the live model the Exportable was made from, the lowbit
-registry (``model_ref["arch"]``), or, only with ``allow_import=True``, your own class named
-``"package.module:Class"`` (importing runs code of *your* environment; the file itself never
-holds code). Registry models are first built on the ``meta`` device and checked against the
+registry (``model_ref["arch"]``), or, only with ``allow_import=True`` (``--allow-import``),
+your own class ``"package.module:Class"`` or model factory ``"package.module:build"``
+(importing runs code of *your* environment; the file itself never holds code). Registry models are first built on the ``meta`` device and checked against the
 stored shapes, so a tampered architecture cannot allocate a huge model.
 
 Then BNs folded away become ``nn.Identity`` (their layer gains a bias), every quantized layer is
@@ -15,8 +15,6 @@ remaining float state is loaded strictly.
 from __future__ import annotations
 
 import copy
-import importlib
-import re
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -24,12 +22,13 @@ from torch import nn
 
 from ..errors import ConfigError, FormatError
 from ..models import create_model
+from ..models.user import (ALLOW_IMPORT, IMPORT_PATH_RE, build_from_factory, call_constructor,
+                           import_object)
 from ..nn.convert import QuantizedLayer
 from ..nn.layers import Add
 from . import checks as C
 
 LAYER_TYPES = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "linear": nn.Linear, "add": Add}
-CLASS_RE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
 
 
 def module_attrs(mod: nn.Module) -> Dict[str, Any]:
@@ -72,29 +71,26 @@ def _registry(arch: Any, device: Optional[str]) -> nn.Module:
                           f"{str(exc)[:200]}") from None
 
 
-def _user_class(ref: Dict[str, Any], allow_import: bool) -> nn.Module:
-    path = ref.get("class")
-    C.need(isinstance(path, str) and CLASS_RE.fullmatch(path) is not None,
-           f"manifest model.class {str(path)[:80]!r} is not 'package.module:Class'")
+def _user_code(ref: Dict[str, Any], allow_import: bool) -> nn.Module:
+    """Your class (``source: module``) or factory (``source: factory``), imported only with
+    ``allow_import`` (see :mod:`lowbit.models.user`)."""
+    factory = ref.get("source") == "factory"
+    key, kw_key = ("factory", "args") if factory else ("class", "kwargs")
+    path = ref.get(key)
+    C.need(isinstance(path, str) and IMPORT_PATH_RE.fullmatch(path) is not None,
+           f"manifest model.{key} {str(path)[:80]!r} is not 'package.module:name'")
+    kwargs = ref.get(kw_key) or {}
+    C.need(isinstance(kwargs, dict), f"manifest model.{kw_key} must be a JSON object")
     if not allow_import:
-        raise ConfigError(f"this model was exported from your own class {path}; pass model=... "
-                          "(an instance of it) or allow_import=True to import it from your "
+        raise ConfigError(f"this model was exported from your own {key} {path}; pass model=<an "
+                          f"instance of it> (Python), or {ALLOW_IMPORT} to import it from your "
                           "environment (nothing is ever imported from the file itself)")
-    module, _, qual = path.partition(":")
-    try:
-        obj = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import {path}: {exc}") from None
+    if factory:
+        return build_from_factory(path, kwargs, allow_import)
+    obj = import_object(path, allow_import, "model class")
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise ConfigError(f"{path} is not an nn.Module class")
-    kwargs = ref.get("kwargs") or {}
-    C.need(isinstance(kwargs, dict), "manifest model.kwargs must be a JSON object")
-    try:
-        return obj(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot build {path}(**{kwargs}): {exc}") from None
+    return call_constructor(obj, path, kwargs)
 
 
 def construct(ref: Dict[str, Any], allow_import: bool = False, device: Optional[str] = None) -> nn.Module:
@@ -103,8 +99,8 @@ def construct(ref: Dict[str, Any], allow_import: bool = False, device: Optional[
     source = ref.get("source")
     if source == "registry":
         return _registry(ref.get("arch"), device)
-    if source == "module":
-        return _user_class(ref, allow_import)
+    if source in ("module", "factory"):
+        return _user_code(ref, allow_import)
     raise ConfigError("the export records no architecture; pass model=<an instance of it>")
 
 

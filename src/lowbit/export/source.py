@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.user import factory_reference
 from ..nn.convert import QuantizedModel, convert
 from ..nn.graph import bn_factors, example_input_for, find_bn_pairs
 from ..nn.inputs import first_tensor, inputs_to
@@ -116,7 +117,12 @@ def _fold_float_layers(qm: QuantizedModel, model: nn.Module, x: torch.Tensor) ->
 
 
 def model_reference(model: nn.Module, module_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """``{"source": "registry", "arch": spec}`` or ``{"source": "module", "class": ..., "kwargs": ...}``."""
+    """``{"source": "factory", "factory": ..., "args": ...}`` (built by a recipe's model
+    factory), ``{"source": "registry", "arch": spec}`` or ``{"source": "module", "class": ...,
+    "kwargs": ...}``."""
+    factory = factory_reference(model)
+    if factory and module_kwargs is None:
+        return {"source": "factory", **factory}
     spec = getattr(model, "lowbit_spec", None)
     if isinstance(spec, dict) and module_kwargs is None:
         return {"source": "registry", "arch": spec}

@@ -64,8 +64,10 @@ class Trainer:
     """``Trainer(recipe, out_dir).run()`` -> metrics dict."""
 
     def __init__(self, recipe: Recipe, out_dir, *, resume: bool = False,
-                 data_dir: Optional[str] = None, verbose: bool = True, device: Optional[str] = None):
+                 data_dir: Optional[str] = None, verbose: bool = True, device: Optional[str] = None,
+                 allow_import: bool = False):
         self.recipe, self.out = recipe, Path(out_dir)
+        self.allow_import = allow_import  # a recipe's model.factory imports your code
         self.resume, self.data_dir, self.verbose = resume, data_dir, verbose
         torch.set_flush_denormal(True)  # denormal floats can slow CPU kernels several-fold
         self.dist = init_distributed(device)
@@ -78,8 +80,8 @@ class Trainer:
         seed_everything(r.seed)
         self.data = build_data(r, self.dist, self.data_dir)
         self.example = example_input(self.data)
-        self.float_model = build_float_model(r, self.data).to(self.device)
-        self.model = quantize_model(r, self.float_model).to(self.device)
+        self.float_model = build_float_model(r, self.data, self.allow_import).to(self.device)
+        self.model = quantize_model(r, self.float_model, self.example).to(self.device)
         if r.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         ckpt = load_checkpoint(self.out / CHECKPOINT) if self.resume else None

@@ -37,8 +37,10 @@ class Run:
         return example_input(self.data)
 
 
-def load_run(run_dir, data_dir: Optional[str] = None, require_done: bool = False) -> Run:
-    """Recipe, data and trained model of the run in ``run_dir``."""
+def load_run(run_dir, data_dir: Optional[str] = None, require_done: bool = False,
+             allow_import: bool = False) -> Run:
+    """Recipe, data and trained model of the run in ``run_dir`` (``allow_import``: let a recipe
+    that names a model factory import it)."""
     path = Path(run_dir)
     if not path.is_dir():
         raise ConfigError(f"{path} is not a run folder (expected the --out folder of `lowbit train`)")
@@ -53,7 +55,8 @@ def load_run(run_dir, data_dir: Optional[str] = None, require_done: bool = False
         raise CheckpointError(f"the run in {path} has not finished; resume it with "
                               f"`lowbit train RECIPE --out {path} --resume`")
     data = build_data(recipe, DistInfo(), data_dir)
-    model = quantize_model(recipe, build_float_model_without_init(recipe, data))
+    model = quantize_model(recipe, build_float_model_without_init(recipe, data, allow_import),
+                           example_input(data))
     apply_fold_structure(model, ckpt.get("structure", {}).get("folded_bn", []))
     try:
         model.load_state_dict(ckpt["model"])
@@ -63,9 +66,9 @@ def load_run(run_dir, data_dir: Optional[str] = None, require_done: bool = False
     return Run(path, recipe, data, model.eval(), ckpt)
 
 
-def build_float_model_without_init(recipe: Recipe, data: Data) -> nn.Module:
+def build_float_model_without_init(recipe: Recipe, data: Data, allow_import: bool = False) -> nn.Module:
     """The architecture alone: trained weights come from the checkpoint."""
     import dataclasses
 
     bare = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, init=None))
-    return build_float_model(bare, data)
+    return build_float_model(bare, data, allow_import)
