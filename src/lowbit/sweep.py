@@ -148,13 +148,17 @@ class Sweep:
     allow_import: bool = False  # a recipe's model.factory imports your code
 
     def __post_init__(self):
+        from .models.user import check_import_allowed
         from .train.recipe import load_recipe
 
         self.out = Path(self.out)
         if not self.params:
             raise ConfigError("a sweep needs at least one --param")
         self._objs = [parse_objective(o) for o in self.objectives]
-        load_recipe(self.recipe, self.overrides + [s for p in self.params for s in self._example_override(p)])
+        recipe = load_recipe(self.recipe, self.overrides + [s for p in self.params
+                                                            for s in self._example_override(p)])
+        if recipe.model.factory is not None:  # refuse before the study exists
+            check_import_allowed(recipe.model.factory, self.allow_import, "model factory")
 
     @staticmethod
     def _example_override(p: SweepParam) -> List[str]:

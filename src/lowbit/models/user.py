@@ -37,12 +37,17 @@ def check_import_path(path: Any, what: str) -> str:
     return path
 
 
-def import_object(path: str, allow_import: bool, what: str) -> Any:
-    """Import ``package.module:attr`` (dotted attributes allowed) if ``allow_import``."""
+def check_import_allowed(path: str, allow_import: bool, what: str) -> None:
+    """Refuse to import ``path`` unless ``allow_import`` (the one message for it)."""
     check_import_path(path, what)
     if not allow_import:
         raise ConfigError(f"{what} {path} is code from your Python environment; importing it "
                           f"runs that code: {ALLOW_IMPORT}")
+
+
+def import_object(path: str, allow_import: bool, what: str) -> Any:
+    """Import ``package.module:attr`` (dotted attributes allowed) if ``allow_import``."""
+    check_import_allowed(path, allow_import, what)
     module, _, qual = path.partition(":")
     try:
         obj = importlib.import_module(module)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..calibrate import calibrate
 from ..errors import CheckpointError, LowbitError
 from ..methods import TrainContext
+from ..models.user import check_import_allowed
 from ..nn.control import project_quantizers, set_quant_state
 from .build import build_data, build_float_model, build_methods, example_input, quantize_model
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
@@ -68,6 +69,8 @@ class Trainer:
                  allow_import: bool = False):
         self.recipe, self.out = recipe, Path(out_dir)
         self.allow_import = allow_import  # a recipe's model.factory imports your code
+        if recipe.model.factory is not None:  # refuse before loading data or writing anything
+            check_import_allowed(recipe.model.factory, allow_import, "model factory")
         self.resume, self.data_dir, self.verbose = resume, data_dir, verbose
         torch.set_flush_denormal(True)  # denormal floats can slow CPU kernels several-fold
         self.dist = init_distributed(device)
