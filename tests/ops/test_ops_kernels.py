@@ -125,3 +125,42 @@ def test_env_default_is_off_in_the_test_session(monkeypatch):
     assert not fast_kernels_enabled()
     monkeypatch.setenv("LOWBIT_COMPILE", "1")
     assert fast_kernels_enabled() or kernels._state["failed"]
+
+
+def test_one_graph_per_kernel_signature_not_per_layer_shape():
+    """Layers of every shape and memory format share the compiled graphs of their signature
+    (per tensor: 1-D, per channel: 2-D); past the cap, new signatures run eagerly."""
+    set_fast_kernels(True)
+    try:
+        shapes = [((24, 16, 3, 3), (24, 1, 1, 1), torch.contiguous_format),
+                  ((40, 1, 5, 5), (40, 1, 1, 1), torch.contiguous_format),   # depthwise
+                  ((32, 24, 1, 1), (32, 1, 1, 1), torch.channels_last),      # 1x1, channels_last
+                  ((10, 48), (10, 1), torch.contiguous_format),              # linear
+                  ((4, 8, 7, 7), (), torch.channels_last),                   # activation
+                  ((2, 5, 12), (), torch.contiguous_format)]                 # transformer act
+        before = {k: set(v) for k, v in kernels._signatures.items()}
+        for xs, ss, fmt in shapes:
+            x = torch.randn(xs).contiguous(memory_format=fmt) if len(xs) == 4 else torch.randn(xs)
+            s = torch.rand(ss) + 0.1
+            y = fast_fake_quantize(x, s, torch.zeros(ss), -8, 7)
+            assert torch.equal(y, fake_quantize(x, s, torch.zeros(ss), -8, 7))
+            assert y.stride() == x.stride()
+        if kernels._state["failed"]:
+            pytest.skip("fast kernels unavailable on this machine (compiler failed earlier)")
+        new = kernels._signatures["forward"] - before.get("forward", set())
+        assert len(new) <= 2  # 1-D per tensor and 2-D per channel, whatever the layer shape
+        eager = kernels.compile_stats["eager_calls"]
+        seen = set(kernels._signatures["forward"])
+        kernels._signatures["forward"].clear()  # as if the cap were reached: nothing compiles
+        old_max = kernels.max_signatures
+        kernels.max_signatures = lambda: 0
+        try:
+            x = torch.randn(3, 4)
+            y = fast_fake_quantize(x, torch.tensor(0.1), torch.tensor(0.0), -8, 7)
+            assert torch.equal(y, fake_quantize(x, torch.tensor(0.1), torch.tensor(0.0), -8, 7))
+            assert kernels.compile_stats["eager_calls"] == eager + 1
+        finally:
+            kernels.max_signatures = old_max
+            kernels._signatures["forward"] |= seen
+    finally:
+        set_fast_kernels(None)
