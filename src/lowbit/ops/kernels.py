@@ -23,11 +23,8 @@ eager kernel, since compiled ``sin``/``tanh``/``atanh`` round differently.
 
 Compilation must never cost more than it saves, whatever the model: every call goes through a
 canonical view (:mod:`lowbit.ops.layout`: ``(N,)`` per tensor, ``(C, n)`` per output channel,
-in memory order), and the loops are compiled with dynamic shapes, so one graph serves every
-layer shape and memory format; a graph is keyed by its *kernel signature* (rank, which sizes
-are 1, dtype, device, rounding, estimator, which gradients are needed). At most
-``LOWBIT_COMPILE_MAX`` (default 24) signatures are compiled per loop; calls with further
-signatures run the eager kernel (same values).
+in memory order), so one graph serves every layer shape and memory format, and a signature is
+compiled only after its eager calls have taken as long as a compile (:mod:`lowbit.ops.compiled`).
 
 It needs a C++ compiler on CPU; if compilation fails, lowbit warns once and falls back to eager
 for the process. Control: ``LOWBIT_COMPILE=0`` (or ``set_fast_kernels(False)``) disables it;
@@ -37,14 +34,13 @@ for the process. Control: ``LOWBIT_COMPILE=0`` (or ``set_fast_kernels(False)``) 
 from __future__ import annotations
 
 import os
-import time
-import warnings
-from typing import Callable, Dict, Optional, Set, Tuple
+from typing import Callable, Optional
 
 import torch
 from torch.autograd import Function
 
 from .affine import clip_round, fake_quantize
+from .compiled import run as run_compiled
 from .layout import canonical
 from .rounding import ESTIMATORS, _ScaledRound, check_rounding, floor_fix
 
@@ -53,10 +49,6 @@ _state = {"enabled": None, "failed": False, "exact": None}
 #: acos/tanh/invtanh call sin/tanh/atanh, whose compiled (vectorised) versions differ from
 #: eager's in the last bit, so those run the eager kernel
 FUSED_ESTIMATORS = ("ste", "pbgs", "ewgs")
-_compiled: Dict[str, Callable] = {}
-#: kernel signatures compiled so far, per loop, and the seconds their first calls took
-_signatures: Dict[str, Set[Tuple]] = {}
-compile_stats = {"signatures": 0, "compile_seconds": 0.0, "eager_calls": 0}
 
 
 def set_fast_kernels(enabled: Optional[bool]) -> None:
@@ -170,61 +162,9 @@ _EAGER = {"forward": _fq_forward, "backward": _fq_backward,
           "clip_forward": _cr_forward, "clip_backward": _cr_backward}
 
 
-def max_signatures() -> int:
-    """Compiled signatures allowed per loop (``LOWBIT_COMPILE_MAX``, default 24)."""
-    return int(os.environ.get("LOWBIT_COMPILE_MAX", "24"))
-
-
-def signature(args) -> Tuple:
-    """What a compiled graph specialises on: tensor rank, size-1 dims, dtype, device; the
-    value of every other argument except integer bounds (dynamic)."""
-    sig = []
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            sig.append((a.dim(), tuple(s == 1 for s in a.shape), a.dtype, a.device.type))
-        elif isinstance(a, int) and not isinstance(a, bool):
-            sig.append(int)
-        else:
-            sig.append(a)
-    return tuple(sig)
-
-
 def _run(name: str, *args):
-    """Run the compiled ``name`` loop (eager beyond :func:`max_signatures` signatures); on a
-    compiler failure warn once and run it eagerly (same expressions, same result) for the rest
-    of the process."""
-    if not _state["failed"]:
-        try:
-            if name not in _compiled:
-                from torch import _dynamo
-
-                # graphs are per signature (the cap below), never per layer shape
-                _dynamo.config.cache_size_limit = max(_dynamo.config.cache_size_limit,
-                                                      4 * max_signatures())
-                _compiled[name] = torch.compile(_EAGER[name], dynamic=True)
-            # detached: dynamo would otherwise guard on requires_grad and on the sizes and
-            # strides of a view's base (one graph per layer shape again); no copy is made
-            args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
-            seen = _signatures.setdefault(name, set())
-            sig = signature(args)
-            if sig in seen:
-                return _compiled[name](*args)
-            if len(seen) >= max_signatures():
-                compile_stats["eager_calls"] += 1
-                return _EAGER[name](*args)
-            start = time.perf_counter()
-            out = _compiled[name](*args)
-            seen.add(sig)
-            compile_stats["signatures"] += 1
-            compile_stats["compile_seconds"] += time.perf_counter() - start
-            return out
-        except Exception as exc:  # compiler missing or unsupported platform: stay correct
-            out = _EAGER[name](*args)  # a bad input raises here, and is not a compiler failure
-            _state["failed"] = True
-            warnings.warn(f"lowbit: torch.compile of fake_quantize failed ({exc!r:.200}); "
-                          "using the eager kernel (set LOWBIT_COMPILE=0 to silence)")
-            return out
-    return _EAGER[name](*args)
+    """The ``name`` loop, compiled when that pays (see :mod:`lowbit.ops.compiled`)."""
+    return run_compiled(name, _EAGER[name], args, _state)
 
 
 def _reduce(t: Optional[torch.Tensor], like: torch.Tensor) -> Optional[torch.Tensor]:

@@ -1,0 +1,114 @@
+"""When the fast kernels compile: one graph per kernel signature, and only once it pays.
+
+``torch.compile`` of a fake-quantization loop costs seconds per graph (the first one in a
+process about 14 s with inductor's on-disk cache cold, 2 s warm, on this project's 2-core CPU;
+benchmarks/results.md) and saves a fraction of a millisecond per call. Two rules keep it from ever costing more than it saves:
+
+* **one graph per signature, never per layer shape.** Calls arrive as canonical 1-D / 2-D
+  views (:mod:`lowbit.ops.layout`) with detached tensors, and are compiled with dynamic shapes;
+  a graph is keyed by :func:`signature`. At most ``LOWBIT_COMPILE_MAX`` (default 24) signatures
+  are compiled per loop; further ones run eagerly.
+* **compile at break-even (rent, then buy).** A new signature runs eagerly, timed, until its
+  eager calls have taken as long as one compile is expected to take (``LOWBIT_COMPILE_BREAKEVEN``
+  seconds; default: the mean of this process's compiles so far, 10 s before the first). Then it
+  is compiled. A short run (a calibration, a few steps) never compiles; a long run pays at most
+  one compile per signature on top of what eager would have cost by then, and runs compiled
+  after that. ``set_compile_breakeven(0)`` compiles at the first call.
+
+Every path computes the same values (the compiled loops evaluate eager's expressions).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from typing import Callable, Dict, Optional, Set, Tuple
+
+import torch
+
+_compiled: Dict[str, Callable] = {}
+_signatures: Dict[str, Set[Tuple]] = {}         # compiled signatures, per loop
+_eager_seconds: Dict[Tuple, float] = {}          # (loop, signature) -> eager time so far
+_settings: Dict[str, Optional[float]] = {"breakeven": None}
+compile_stats = {"signatures": 0, "compile_seconds": 0.0, "eager_calls": 0}
+DEFAULT_BREAKEVEN = 10.0  # seconds: a first compile, cold cache, measured 14 s
+
+
+def max_signatures() -> int:
+    """Compiled signatures allowed per loop (``LOWBIT_COMPILE_MAX``, default 24)."""
+    return int(os.environ.get("LOWBIT_COMPILE_MAX", "24"))
+
+
+def set_compile_breakeven(seconds: Optional[float]) -> None:
+    """Eager seconds a signature runs before it is compiled (0: compile at once; None: the
+    environment default, see the module docstring)."""
+    _settings["breakeven"] = seconds
+
+
+def breakeven_seconds() -> float:
+    if _settings["breakeven"] is not None:
+        return float(_settings["breakeven"])
+    env = os.environ.get("LOWBIT_COMPILE_BREAKEVEN")
+    if env is not None:
+        return float(env)
+    n = compile_stats["signatures"]
+    return compile_stats["compile_seconds"] / n if n else DEFAULT_BREAKEVEN
+
+
+def signature(args) -> Tuple:
+    """What a compiled graph specialises on: tensor rank, size-1 dims, dtype, device; the
+    value of every other argument except integer bounds (dynamic)."""
+    sig = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            sig.append((a.dim(), tuple(s == 1 for s in a.shape), a.dtype, a.device.type))
+        elif isinstance(a, int) and not isinstance(a, bool):
+            sig.append(int)
+        else:
+            sig.append(a)
+    return tuple(sig)
+
+
+def _eager(key: Tuple, fn: Callable, args):
+    start = time.perf_counter()
+    out = fn(*args)
+    _eager_seconds[key] = _eager_seconds.get(key, 0.0) + time.perf_counter() - start
+    compile_stats["eager_calls"] += 1
+    return out
+
+
+def run(name: str, fn: Callable, args: tuple, state: Dict[str, object]):
+    """``fn(*args)``: compiled once its signature has paid for it (see module docstring); on a
+    compiler failure warn once, set ``state["failed"]`` and run eagerly (same result)."""
+    if state.get("failed"):
+        return fn(*args)
+    # detached: dynamo would otherwise guard on requires_grad and on the sizes and strides of
+    # a view's base (one graph per layer shape again); no copy is made
+    args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+    sig = signature(args)
+    seen = _signatures.setdefault(name, set())
+    try:
+        if sig in seen:
+            return _compiled[name](*args)
+        key = (name, sig)
+        if len(seen) >= max_signatures() or _eager_seconds.get(key, 0.0) < breakeven_seconds():
+            return _eager(key, fn, args)
+        if name not in _compiled:
+            from torch import _dynamo
+
+            _dynamo.config.cache_size_limit = max(_dynamo.config.cache_size_limit,
+                                                  4 * max_signatures())
+            _compiled[name] = torch.compile(fn, dynamic=True)
+        start = time.perf_counter()
+        out = _compiled[name](*args)
+        seen.add(sig)
+        compile_stats["signatures"] += 1
+        compile_stats["compile_seconds"] += time.perf_counter() - start
+        return out
+    except Exception as exc:  # compiler missing or unsupported platform: stay correct
+        out = fn(*args)  # a bad input raises here, and is not a compiler failure
+        state["failed"] = True
+        warnings.warn(f"lowbit: torch.compile of fake_quantize failed ({exc!r:.200}); "
+                      "using the eager kernel (set LOWBIT_COMPILE=0 to silence)")
+        return out
