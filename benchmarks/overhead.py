@@ -8,7 +8,7 @@ One training step (forward + cross-entropy + backward + SGD step, plus
 * ``w4a4_lsq``: per-channel 4-bit LSQ weights, per-tensor 4-bit LSQ activations
   (``prepare`` + ``calibrate`` on one random batch);
 * ``w4a4_lsq_exact``: the same, with scale gradients bit-identical to eager (``LOWBIT_EXACT_GRAD=1``);
-* ``w4a4_learned_range``: the learned step/range quantizer (seed 001), per-channel weights and
+* ``w4a4_learned_range``: the learned step/range quantizer (Schaefer et al.), per-channel weights and
   per-tensor activations, 4-bit initial width;
 * ``brevitas_w4a4`` (when ``brevitas`` imports): the same ResNet-20 with Brevitas
   ``QuantConv2d``/``QuantLinear`` (4-bit per-channel weights) and ``QuantReLU`` (4-bit).

@@ -10,7 +10,7 @@ packed exporter writes, so ``size_bytes_packed`` equals the packed file's size m
 * biases: float32 unless a bias quantizer is configured (then packed like weights);
 * every other tensor needed at inference (unfolded batch norms, unquantized layers): float32.
 
-Activation memory follows seed 001 eq. 2: the feature map entering every Conv/Linear (both
+Activation memory follows Schaefer et al., eq. 2: the feature map entering every Conv/Linear (both
 inputs of residual adds), elements x bits, summed over layers (``act_bits_total``) and its
 maximum (``act_bits_max``); unquantized inputs count 32 bits.
 

@@ -8,7 +8,7 @@ Parameters are recipe fields (the ``--set`` paths) with a grid of values or a ra
     quant.weight.bits=int:2:8                    integer
 
 Objectives: ``top1`` (maximise), ``size`` (minimise the total memory: packed weights plus the
-activation feature maps, seed 001's cost), or ``NAME:max`` / ``NAME:min`` for any metrics.json
+activation feature maps, Schaefer et al.'s cost), or ``NAME:max`` / ``NAME:min`` for any metrics.json
 number. With a grid and no ``--trials`` every combination runs once; otherwise Optuna's TPE
 (one objective) or NSGA-II (several) proposes ``--trials`` points. The study lives in
 ``OUT/study.db``: rerunning the same command continues an interrupted sweep, and a trial whose
@@ -98,7 +98,7 @@ def parse_objective(text: str) -> Tuple[str, str]:
 
 
 def total_size_bytes(metrics: Dict[str, Any]) -> float:
-    """Weights (as packed) plus the summed activation feature maps (seed 001's memory cost)."""
+    """Weights (as packed) plus the summed activation feature maps (Schaefer et al.'s memory cost)."""
     return metrics["size_bytes_packed"] + metrics["act_bits_total"] / 8
 
 

@@ -1,11 +1,11 @@
 """Training methods: each a config plus loss terms and step hooks (see :class:`Method`).
 
 =========  ===================================================================
-qgt        quantization-guided training regularizer (seed 000)
-budget     learned mixed precision under a memory budget (seed 001)
+qgt        quantization-guided training regularizer (the QGT paper)
+budget     learned mixed precision under a memory budget (Schaefer et al.)
 distill    knowledge distillation from the float model (soft-label or penalty)
-guided     joint training with a full-precision twin (seed 002)
-penalties  nested-quantizer loss terms (seed 003)
+guided     joint training with a full-precision twin (Zhuang et al.)
+penalties  nested-quantizer loss terms (Chinbat's thesis)
 swa        stochastic weight averaging of end-of-epoch weights (float and fixed-bit QAT)
 =========  ===================================================================
 """

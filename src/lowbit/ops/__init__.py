@@ -2,7 +2,7 @@
 
 Ranges (:func:`qrange`), affine :func:`quantize` / :func:`dequantize` / :func:`fake_quantize`,
 rounding with named gradient estimators (:data:`ESTIMATORS`), power-of-two and DoReFa
-transforms, the nested learned-scale Function of seed 003, and bit packing.
+transforms, the nested learned-scale Function of Chinbat's thesis, and bit packing.
 """
 
 from .affine import clip_round, dequantize, fake_quantize, fake_quantize_bias, int_dtype, quantize

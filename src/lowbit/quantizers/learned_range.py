@@ -1,4 +1,4 @@
-"""Learned step size d and dynamic range q+ with implicit bit-width (seed 001, eq. 1).
+"""Learned step size d and dynamic range q+ with implicit bit-width (Schaefer et al., eq. 1).
 
 Forward: ``Q(x) = round(clip(x, -q+, q+) / d) * d`` (unsigned inputs clip to [0, q+]).
 The integer codes then lie in [-n, n] with ``n = round(q+ / d)``, so the bit-width a slice

@@ -1,4 +1,4 @@
-"""The nested quantization layer of seed 003: floor quantization with a learned scale s.
+"""The nested quantization layer of Chinbat's thesis: floor quantization with a learned scale s.
 
 ``P_rec = floor(P / s) * s``; ``P`` gets the straight-through gradient and ``s`` the
 ratio-threshold gradient of :class:`lowbit.ops.nested.NestedFloorQuant`. One scale per

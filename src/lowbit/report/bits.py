@@ -1,4 +1,4 @@
-"""Bit allocation reports (seed 001, Figure 5): per-layer and per-channel bits, budget check."""
+"""Bit allocation reports (Schaefer et al., Figure 5): per-layer and per-channel bits, budget check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Accuracy vs total size plots (seed 001, Figure 1): one series per method, fronts joined."""
+"""Accuracy vs total size plots (Schaefer et al., Figure 1): one series per method, fronts joined."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """PNG plots rendered from run data (matplotlib is optional: without it, no plots).
 
-* QGT weight histograms (seed 000, Figure 4): float baseline vs QGT-trained weights of selected
+* QGT weight histograms (the QGT paper, Figure 4): float baseline vs QGT-trained weights of selected
   layers, in units of the quantization step, where QGT's clustering on the grid is visible.
 """
 

@@ -5,9 +5,9 @@ hooks) and a list of phases. Each phase has a length, a learning-rate schedule, 
 what is quantized and learned. Every method of the four papers is a recipe:
 
 * QGT: one float phase with the ``qgt`` method, weights quantized at the end;
-* two-stage (seed 002): phase 1 ``quantize_acts: false``, phase 2 both;
+* two-stage (Zhuang et al.): phase 1 ``quantize_acts: false``, phase 2 both;
 * progressive: phases with ``weight_bits``/``act_bits`` 8, 4, 2;
-* learned mixed precision (seed 001): fixed-bit pre-training, precision learning with the
+* learned mixed precision (Schaefer et al.): fixed-bit pre-training, precision learning with the
   ``budget`` method, fine-tuning with ``freeze_quantizers: true``.
 
 >>> r = recipe_from_dict({"model": {"name": "mlp"}, "data": {"dataset": "mnist"},
