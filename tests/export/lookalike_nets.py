@@ -180,3 +180,16 @@ def token_batch(n: int = 64, t: int = 7, vocab: int = 50, seed: int = 0):
     mask = (torch.rand(n, t, generator=gen) > 0.2).long()
     mask[:, 0] = 1
     return ids, mask
+
+
+class Fragile(nn.Module):
+    """A class whose constructor raises something other than TypeError/ValueError by default."""
+
+    def __init__(self, boom: bool = True):
+        super().__init__()
+        if boom:
+            raise RuntimeError("needs its weights file\n(a second line)")
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(x)

@@ -14,7 +14,7 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
-from lookalike_nets import (Conv1D, GPT2Net, MatmulLinear, PatchNet, SameNet, StdConvNet,
+from lookalike_nets import (Conv1D, Fragile, GPT2Net, MatmulLinear, PatchNet, SameNet, StdConvNet,
                             TokenNet, image_batch, token_batch)
 from torch import nn
 
@@ -259,3 +259,22 @@ def test_dense_subclass_with_its_own_forward_runs_on_integers():
     with torch.no_grad():
         assert agreement(runner(x), q(x)) >= 0.99
     assert runner.modes() == {"0": "integer", "2": "integer"}
+
+
+def test_rebuilding_your_class_asks_permission_and_reports_its_errors_in_one_line(tmp_path):
+    model = prepare(Fragile(boom=False), SPEC)
+    calibrate(model, [torch.randn(4, 6)])
+    path = tmp_path / "fragile.lowbit"
+    save_packed(model, path, example_input=torch.zeros(1, 6))
+    with pytest.raises(ConfigError, match="your own class lookalike_nets:Fragile; pass model=<an "
+                                          "instance of it> .* --allow-import") as exc:
+        IntegerExecutor(str(path))
+    _one_line(exc)
+    with pytest.raises(ConfigError) as exc:
+        IntegerExecutor(str(path), allow_import=True)
+    assert "lookalike_nets:Fragile() raised RuntimeError: needs its weights file (a second line)" \
+        in _one_line(exc)
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        assert torch.equal(IntegerExecutor(str(path), model=Fragile(boom=False))(x).argmax(1),
+                           model.eval()(x).argmax(1))
