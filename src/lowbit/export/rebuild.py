@@ -4,12 +4,14 @@ The architecture comes from (first match): a ``model`` you pass (any module of t
 architecture, float or prepared), the live model the Exportable was made from, the lowbit
 registry (``model_ref["arch"]``), or, only with ``allow_import=True`` (``--allow-import``),
 your own class ``"package.module:Class"`` or model factory ``"package.module:build"``
-(importing runs code of *your* environment; the file itself never holds code). Registry models are first built on the ``meta`` device and checked against the
-stored shapes, so a tampered architecture cannot allocate a huge model.
+(importing runs code of *your* environment; the file itself never holds code). Registry
+models are first built on the ``meta`` device and checked against the stored shapes, so a
+tampered architecture cannot allocate a huge model.
 
-Then BNs folded away become ``nn.Identity`` (their layer gains a bias), every quantized layer is
-replaced by the module ``make(layer)`` returns (see :mod:`lowbit.export.runtime`), and all
-remaining float state is loaded strictly.
+Then BNs folded away become ``nn.Identity`` (their layer gains a bias), all remaining float
+state is loaded strictly, and every quantized layer is replaced by the module
+``make(layer, module)`` returns (see :mod:`lowbit.export.runtime`), which adopts the
+architecture's layer at that name.
 """
 
 from __future__ import annotations
