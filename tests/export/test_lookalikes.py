@@ -153,6 +153,14 @@ def test_onnx_runs_in_onnxruntime(case, tmp_path):
     if name == "keyword_inputs":
         assert [i.name for i in proto.graph.input] == ["input_ids", "attention_mask"]
         assert onnx.TensorProto.INT4 in {i.data_type for i in proto.graph.initializer}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            positional = export_onnx(model, tmp_path / "p.onnx", example_input=tuple(x.values()))
+        assert [i.name for i in positional.graph.input] == ["input0", "input1"]
+        sess = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+        y = torch.from_numpy(sess.run(None, {"input0": x["input_ids"].numpy(),
+                                             "input1": x["attention_mask"].numpy()})[0])
+        assert agreement(y, ref) >= 0.99
     assert agreement(_run_ort(tmp_path / "m.onnx", x), ref) >= 0.99
 
 
