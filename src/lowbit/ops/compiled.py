@@ -8,14 +8,19 @@ benchmarks/results.md) and saves a fraction of a millisecond per call. Two rules
   views (:mod:`lowbit.ops.layout`) with detached tensors, and are compiled with dynamic shapes;
   a graph is keyed by :func:`signature`. At most ``LOWBIT_COMPILE_MAX`` (default 24) signatures
   are compiled per loop; further ones run eagerly.
-* **compile at break-even (rent, then buy).** A new signature runs eagerly, timed, until its
-  eager calls have taken as long as one compile is expected to take (``LOWBIT_COMPILE_BREAKEVEN``
-  seconds; default: the mean of this process's compiles so far, 10 s before the first). Then it
-  is compiled. A short run (a calibration, a few steps) never compiles; a long run pays at most
-  one compile per signature on top of what eager would have cost by then, and runs compiled
-  after that. ``set_compile_breakeven(0)`` compiles at the first call.
+* **compile at break-even (rent, then buy).** A new forward signature runs eagerly, timed
+  (forward and backward), until its eager calls have taken as long as one compile is expected
+  to take (``LOWBIT_COMPILE_BREAKEVEN`` seconds; default: the mean of this process's compiles
+  so far, 10 s before the first). Then it is compiled, with its backward. A short run (a
+  calibration, a few steps) never compiles; a long run pays at most one compile per signature
+  on top of what eager would have cost by then, and runs compiled after that.
+  ``set_compile_breakeven(0)`` compiles at the first call.
 
-Every path computes the same values (the compiled loops evaluate eager's expressions).
+The eager "rent" path costs what plain autograd costs: without gradients it *is*
+``fake_quantize``; with gradients it runs the compiled loops' expressions eagerly, keeping the
+intermediates (as autograd does) instead of recomputing them. Every path computes the same
+values and gradients bit for bit (the compiled loops evaluate eager's expressions), so when a
+signature gets compiled no number moves.
 """
 
 from __future__ import annotations
@@ -70,30 +75,47 @@ def signature(args) -> Tuple:
     return tuple(sig)
 
 
-def _eager(key: Tuple, fn: Callable, args):
-    start = time.perf_counter()
-    out = fn(*args)
-    _eager_seconds[key] = _eager_seconds.get(key, 0.0) + time.perf_counter() - start
+def _detached(args) -> tuple:
+    # dynamo would otherwise guard on requires_grad and on the sizes and strides of a view's
+    # base (one graph per layer shape again); no copy is made
+    return tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def decide(name: str, args, state: Dict[str, object]) -> Optional[Tuple]:
+    """None when ``name`` should run compiled for ``args`` (compiled already, or its eager
+    calls have paid for a compile); otherwise the key to :func:`charge` eager time to."""
+    sig = signature(args)
+    if state.get("failed"):
+        return (name, sig)
+    seen = _signatures.setdefault(name, set())
+    if sig in seen:
+        return None
+    key = (name, sig)
+    if len(seen) >= max_signatures() or _eager_seconds.get(key, 0.0) < breakeven_seconds():
+        return key
+    return None
+
+
+def charge(key: Tuple, seconds: float) -> None:
+    """Add ``seconds`` of eager work to ``key``'s account (see :func:`decide`)."""
+    _eager_seconds[key] = _eager_seconds.get(key, 0.0) + seconds
     compile_stats["eager_calls"] += 1
-    return out
 
 
 def run(name: str, fn: Callable, args: tuple, state: Dict[str, object]):
-    """``fn(*args)``: compiled once its signature has paid for it (see module docstring); on a
-    compiler failure warn once, set ``state["failed"]`` and run eagerly (same result)."""
+    """``fn(*args)`` compiled (a new signature is compiled now, up to the cap; beyond it, and
+    after a compiler failure, eagerly); on a compiler failure warn once and set
+    ``state["failed"]`` (same result either way)."""
     if state.get("failed"):
         return fn(*args)
-    # detached: dynamo would otherwise guard on requires_grad and on the sizes and strides of
-    # a view's base (one graph per layer shape again); no copy is made
-    args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+    args = _detached(args)
     sig = signature(args)
     seen = _signatures.setdefault(name, set())
     try:
         if sig in seen:
             return _compiled[name](*args)
-        key = (name, sig)
-        if len(seen) >= max_signatures() or _eager_seconds.get(key, 0.0) < breakeven_seconds():
-            return _eager(key, fn, args)
+        if len(seen) >= max_signatures():
+            return fn(*args)
         if name not in _compiled:
             from torch import _dynamo
 

@@ -34,13 +34,14 @@ for the process. Control: ``LOWBIT_COMPILE=0`` (or ``set_fast_kernels(False)``) 
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Optional
 
 import torch
 from torch.autograd import Function
 
 from .affine import clip_round, fake_quantize
-from .compiled import run as run_compiled
+from .compiled import charge, decide, run as run_compiled
 from .layout import canonical
 from .rounding import ESTIMATORS, _ScaledRound, check_rounding, floor_fix
 
@@ -108,19 +109,20 @@ def _estimator_scale(estimator: str, rounding: str = "round") -> Optional[Callab
 
 def _fq_backward(g, x, scale, zero_point, qmin, qmax, rounding: str, est_scale: Optional[Callable],
                  delta: float, alpha: float, need_x: bool, need_s: bool, need_z: bool,
-                 combine: bool = False):
+                 combine: bool = False, codes=None):
     """Per-element gradient terms, each the expression eager autograd computes for that op.
 
     y = (clamp(round(x / s) + z, qmin, qmax) - z) * s. Returns ``dx`` and the unreduced terms
     of ``ds`` (from ``* s`` and from ``x / s``) and ``dz`` (from ``+ z`` and ``- z``).
+    ``codes``: ``(u, r, v)`` of the forward (eager path), recomputed when None (compiled).
     """
-    u, r, v = _codes(x, scale, zero_point, rounding)
+    u, r, v = _codes(x, scale, zero_point, rounding) if codes is None else codes
     gd = g * scale                                            # MulBackward (self): grad * other
     gc = torch.where((v >= qmin) & (v <= qmax), gd, gd.new_zeros(()))  # ClampBackward
     gr = gc if est_scale is None else gc * est_scale(u - r, gc, delta, alpha)
     gx = gr / scale if need_x else None                       # DivBackward (self): grad / other
     gs_mul = g * (torch.clamp(v, qmin, qmax) - zero_point) if need_s else None  # grad * self
-    gs_div = -(gr * (x / scale / scale)) if need_s else None  # DivBackward (other)
+    gs_div = -(gr * (u / scale)) if need_s else None  # DivBackward (other): x / s / s
     gz_add = gc if need_z else None
     gz_sub = -gd if need_z else None
     if combine:  # one input-sized term per parameter, reduced once by the caller
@@ -133,17 +135,22 @@ def _cr_forward(x, lower, upper, step):
     return torch.round(torch.clamp(x, lower, upper) / step) * step
 
 
+def _cr_codes(x, lower, upper, step):
+    xc = torch.clamp(x, lower, upper)
+    u = xc / step
+    return xc, u, torch.round(u)
+
+
 def _cr_backward(g, x, lower, upper, step, est_scale: Optional[Callable], delta: float,
                  alpha: float, need_x: bool, need_lo: bool, need_hi: bool, need_d: bool,
-                 combine: bool = False):
+                 combine: bool = False, codes=None):
     """Per-element gradient terms of ``clip_round`` as eager autograd computes them.
 
     y = round(clamp(x, lo, hi) / d) * d. Returns ``dx``, the unreduced ``dlo``, ``dhi`` (the
-    ClampBackward rules for tensor bounds) and the two unreduced terms of ``dd``.
+    ClampBackward rules for tensor bounds) and the two unreduced terms of ``dd``. ``codes``:
+    ``(clamp(x), u, r)`` of the forward (eager path), recomputed when None (compiled).
     """
-    xc = torch.clamp(x, lower, upper)
-    u = xc / step
-    r = torch.round(u)
+    xc, u, r = _cr_codes(x, lower, upper, step) if codes is None else codes
     gr = g * step                                             # MulBackward (self)
     gu = gr if est_scale is None else gr * est_scale(u - r, gr, delta, alpha)
     gxc = gu / step                                           # DivBackward (self)
@@ -152,7 +159,7 @@ def _cr_backward(g, x, lower, upper, step, est_scale: Optional[Callable], delta:
     glo = torch.where((x < lower) & (lower < upper), gxc, zero) if need_lo else None
     ghi = torch.where((x > upper) | (upper < lower), gxc, zero) if need_hi else None
     gd_mul = g * r if need_d else None                        # MulBackward (other)
-    gd_div = -(gu * (xc / step / step)) if need_d else None   # DivBackward (other)
+    gd_div = -(gu * (u / step)) if need_d else None           # DivBackward (other): xc / d / d
     if combine and need_d:
         return gx, glo, ghi, gd_mul + gd_div, None
     return gx, glo, ghi, gd_mul, gd_div
@@ -163,8 +170,31 @@ _EAGER = {"forward": _fq_forward, "backward": _fq_backward,
 
 
 def _run(name: str, *args):
-    """The ``name`` loop, compiled when that pays (see :mod:`lowbit.ops.compiled`)."""
+    """The ``name`` loop compiled (see :mod:`lowbit.ops.compiled`)."""
     return run_compiled(name, _EAGER[name], args, _state)
+
+
+def _saved(ctx, tensors, codes) -> None:
+    """Save ``tensors`` and, on the eager path, the forward's intermediates."""
+    ctx.n_codes = len(codes)
+    ctx.save_for_backward(*tensors, *codes)
+
+
+def _unsaved(ctx):
+    saved = ctx.saved_tensors
+    n = len(saved) - ctx.n_codes
+    return saved[:n], (tuple(saved[n:]) if ctx.n_codes else None)
+
+
+def _timed_backward(ctx, name: str, args, codes):
+    """The backward loop: compiled, or (eager path, ``ctx.key`` set) eagerly with the saved
+    intermediates, its time charged to the forward's signature."""
+    if ctx.key is None:
+        return _run(name, *args)
+    start = time.perf_counter()
+    out = _EAGER[name](*args, codes=codes)
+    charge(ctx.key, time.perf_counter() - start)
+    return out
 
 
 def _reduce(t: Optional[torch.Tensor], like: torch.Tensor) -> Optional[torch.Tensor]:
@@ -179,50 +209,62 @@ class FastFakeQuantize(Function):
     """``fake_quantize`` with compiled forward/backward loops and eager reductions."""
 
     @staticmethod
-    def forward(ctx, x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha):
-        ctx.save_for_backward(x, scale, zero_point,
-                              *(b for b in (qmin, qmax) if isinstance(b, torch.Tensor)))
+    def forward(ctx, x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha, key):
         ctx.bounds = tuple(isinstance(b, torch.Tensor) for b in (qmin, qmax))
-        ctx.consts = (qmin, qmax, rounding, estimator, delta, alpha)
-        return _run("forward", x, scale, zero_point, qmin, qmax, rounding)
+        ctx.consts, ctx.key = (qmin, qmax, rounding, estimator, delta, alpha), key
+        bounds = [b for b in (qmin, qmax) if isinstance(b, torch.Tensor)]
+        if key is None:  # compiled: keep x only, the backward loop recomputes the rest
+            _saved(ctx, (x, scale, zero_point, *bounds), ())
+            return _run("forward", x, scale, zero_point, qmin, qmax, rounding)
+        codes = _codes(x, scale, zero_point, rounding)  # eager: keep them, as autograd would
+        _saved(ctx, (x, scale, zero_point, *bounds), codes)
+        return (torch.clamp(codes[2], qmin, qmax) - zero_point) * scale  # = _fq_forward
 
     @staticmethod
     def backward(ctx, g):
-        x, scale, zero_point, *tensor_bounds = ctx.saved_tensors
+        (x, scale, zero_point, *tensor_bounds), codes = _unsaved(ctx)
         qmin, qmax, rounding, estimator, delta, alpha = ctx.consts
         bounds = iter(tensor_bounds)
         qmin = next(bounds) if ctx.bounds[0] else qmin
         qmax = next(bounds) if ctx.bounds[1] else qmax
         need_x, need_s, need_z = ctx.needs_input_grad[:3]
-        gx, gs_mul, gs_div, gz_add, gz_sub = _run(
-            "backward", g, x, scale, zero_point, qmin, qmax, rounding,
-            _estimator_scale(estimator, rounding), delta, alpha, need_x, need_s, need_z,
-            not exact_gradients())
+        gx, gs_mul, gs_div, gz_add, gz_sub = _timed_backward(ctx, "backward", (
+            g, x, scale, zero_point, qmin, qmax, rounding, _estimator_scale(estimator, rounding),
+            delta, alpha, need_x, need_s, need_z, not exact_gradients()), codes)
         gs = _add(_reduce(gs_mul, scale), _reduce(gs_div, scale))
         gz = _add(_reduce(gz_add, zero_point), _reduce(gz_sub, zero_point))
-        return gx, gs, gz, None, None, None, None, None, None
+        return gx, gs, gz, None, None, None, None, None, None, None
 
 
 class FastClipRound(Function):
     """``clip_round`` with compiled forward/backward loops and eager reductions."""
 
     @staticmethod
-    def forward(ctx, x, lower, upper, step, estimator, delta, alpha):
-        ctx.save_for_backward(x, lower, upper, step)
-        ctx.consts = (estimator, delta, alpha)
-        return _run("clip_forward", x, lower, upper, step)
+    def forward(ctx, x, lower, upper, step, estimator, delta, alpha, key):
+        ctx.consts, ctx.key = (estimator, delta, alpha), key
+        if key is None:
+            _saved(ctx, (x, lower, upper, step), ())
+            return _run("clip_forward", x, lower, upper, step)
+        codes = _cr_codes(x, lower, upper, step)
+        _saved(ctx, (x, lower, upper, step), codes)
+        return codes[2] * step  # = _cr_forward
 
     @staticmethod
     def backward(ctx, g):
-        x, lower, upper, step = ctx.saved_tensors
+        (x, lower, upper, step), codes = _unsaved(ctx)
         need_x, need_lo, need_hi, need_d = ctx.needs_input_grad[:4]
         estimator, delta, alpha = ctx.consts
-        gx, glo, ghi, gd_mul, gd_div = _run("clip_backward", g, x, lower, upper, step,
-                                            _estimator_scale(estimator), delta, alpha,
-                                            need_x, need_lo, need_hi, need_d,
-                                            not exact_gradients())
+        gx, glo, ghi, gd_mul, gd_div = _timed_backward(ctx, "clip_backward", (
+            g, x, lower, upper, step, _estimator_scale(estimator), delta, alpha, need_x, need_lo,
+            need_hi, need_d, not exact_gradients()), codes)
         gd = _add(_reduce(gd_mul, step), _reduce(gd_div, step))
-        return gx, _reduce(glo, lower), _reduce(ghi, upper), gd, None, None, None
+        return gx, _reduce(glo, lower), _reduce(ghi, upper), gd, None, None, None, None
+
+
+def _needs_fused_grad(*tensors) -> bool:
+    """Gradients will flow and are the fused kind (exact ones are plain autograd's)."""
+    return (torch.is_grad_enabled() and not exact_gradients()
+            and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors))
 
 
 def fast_clip_round(x, lower, upper, step, estimator="ste", delta=0.0, alpha=1.0) -> torch.Tensor:
@@ -230,7 +272,17 @@ def fast_clip_round(x, lower, upper, step, estimator="ste", delta=0.0, alpha=1.0
     learned-range quantizer's forward), fused when enabled."""
     if fast_kernels_enabled() and not torch.jit.is_scripting() and estimator in FUSED_ESTIMATORS:
         xc, (lo, hi, d), restore = canonical(x, [lower, upper, step])
-        return restore(FastClipRound.apply(xc, lo, hi, d, estimator, float(delta), float(alpha)))
+        key = decide("clip_forward", (xc, lo, hi, d), _state)
+        args = (xc, lo, hi, d, estimator, float(delta), float(alpha))
+        if key is None:
+            return restore(FastClipRound.apply(*args, None))
+        start = time.perf_counter()  # eager until this signature has paid for its compile
+        if _needs_fused_grad(x, lower, upper, step):
+            y = restore(FastClipRound.apply(*args, key))
+        else:
+            y = clip_round(x, lower, upper, step, estimator, delta, alpha)
+        charge(key, time.perf_counter() - start)
+        return y
     return clip_round(x, lower, upper, step, estimator, delta, alpha)
 
 
@@ -241,6 +293,15 @@ def fast_fake_quantize(x, scale, zero_point, qmin, qmax, rounding="round", estim
     if fast_kernels_enabled() and not torch.jit.is_scripting() and estimator in FUSED_ESTIMATORS:
         check_rounding(rounding, estimator)
         xc, (s, z, lo, hi), restore = canonical(x, [scale, zero_point, qmin, qmax])
-        return restore(FastFakeQuantize.apply(xc, s, z, lo, hi, rounding, estimator,
-                                              float(delta), float(alpha)))
+        key = decide("forward", (xc, s, z, lo, hi, rounding), _state)
+        args = (xc, s, z, lo, hi, rounding, estimator, float(delta), float(alpha))
+        if key is None:
+            return restore(FastFakeQuantize.apply(*args, None))
+        start = time.perf_counter()  # eager until this signature has paid for its compile
+        if _needs_fused_grad(x, scale, zero_point):
+            y = restore(FastFakeQuantize.apply(*args, key))
+        else:
+            y = fake_quantize(x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha)
+        charge(key, time.perf_counter() - start)
+        return y
     return fake_quantize(x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha)
