@@ -1,8 +1,8 @@
 """When the fast kernels compile: one graph per kernel signature, and only once it pays.
 
-``torch.compile`` of a fake-quantization loop costs seconds per graph (the first one in a
-process about 14 s with inductor's on-disk cache cold, 2 s warm, on this project's 2-core CPU;
-benchmarks/results.md) and saves a fraction of a millisecond per call. Two rules keep it from ever costing more than it saves:
+``torch.compile`` of a fake-quantization loop costs seconds per graph (the first ones in a
+process 9 to 18 s with inductor's on-disk cache cold, about 2 s warm, on this project's shared
+2-core CPU; benchmarks/results.md) and saves a fraction of a millisecond per call. Two rules keep it from ever costing more than it saves:
 
 * **one graph per signature, never per layer shape.** Calls arrive as canonical 1-D / 2-D
   views (:mod:`lowbit.ops.layout`) with detached tensors, and are compiled with dynamic shapes;
@@ -11,9 +11,11 @@ benchmarks/results.md) and saves a fraction of a millisecond per call. Two rules
 * **compile at break-even (rent, then buy).** A new forward signature runs eagerly, timed
   (forward and backward), until its eager calls have taken as long as one compile is expected
   to take (``LOWBIT_COMPILE_BREAKEVEN`` seconds; default: the mean of this process's compiles
-  so far, 10 s before the first). Then it is compiled, with its backward. A short run (a
-  calibration, a few steps) never compiles; a long run pays at most one compile per signature
-  on top of what eager would have cost by then, and runs compiled after that.
+  so far, 30 s before the first, about twice a cold first compile). Then it is compiled, with
+  its backward. A short run (a calibration, tens of steps) never compiles; a long run pays at
+  most one compile per signature on top of what eager would have cost by then (the classic
+  rent-or-buy bound: never more than about twice the better choice made in hindsight), and
+  runs compiled after that.
   ``set_compile_breakeven(0)`` compiles at the first call.
 
 The eager "rent" path costs what plain autograd costs: without gradients it *is*
@@ -37,7 +39,7 @@ _signatures: Dict[str, Set[Tuple]] = {}         # compiled signatures, per loop
 _eager_seconds: Dict[Tuple, float] = {}          # (loop, signature) -> eager time so far
 _settings: Dict[str, Optional[float]] = {"breakeven": None}
 compile_stats = {"signatures": 0, "compile_seconds": 0.0, "eager_calls": 0}
-DEFAULT_BREAKEVEN = 10.0  # seconds: a first compile, cold cache, measured 14 s
+DEFAULT_BREAKEVEN = 30.0  # seconds: about twice a first compile in a process (cold cache)
 
 
 def max_signatures() -> int:
