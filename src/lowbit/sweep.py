@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from .errors import ConfigError
+from .files import check_output_folder, write_text
 
 RANGE_KINDS = ("log", "float", "int")
 
@@ -132,6 +133,18 @@ def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "to
     return front
 
 
+def _read_metrics(path: Path) -> Dict[str, Any]:
+    """A trial's metrics.json; a damaged one is a one-line error naming the trial folder."""
+    try:
+        metrics = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({str(exc)[:80]}); delete {path.parent} to rerun "
+                          "that trial") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("top1"), (int, float)):
+        raise ConfigError(f"{path} is not a lowbit metrics.json; delete {path.parent} to rerun that trial")
+    return metrics
+
+
 @dataclass
 class Sweep:
     """A sweep over a recipe; :meth:`run` trains the trials and writes sweep.json."""
@@ -198,16 +211,23 @@ class Sweep:
             resume = (run_dir / "checkpoint.pt").is_file()
             Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose,
                     allow_import=self.allow_import).run()
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = _read_metrics(run_dir / "metrics.json")
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("metrics", metrics)
         result = [objective_value(metrics, name) for name, _ in self._objs]
         return result[0] if len(result) == 1 else result
 
     def run(self) -> Dict[str, Any]:
+        from .train.folder import FolderLock
+
+        check_output_folder(self.out)  # before any trial trains
+        self.out.mkdir(parents=True, exist_ok=True)
+        with FolderLock(self.out):  # one sweep per folder at a time
+            return self._run()
+
+    def _run(self) -> Dict[str, Any]:
         import optuna
 
-        self.out.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(study_name="lowbit", storage=f"sqlite:///{self.out / 'study.db'}",
                                     sampler=self._sampler(), load_if_exists=True,
@@ -228,7 +248,7 @@ class Sweep:
                                                         t.user_attrs["metrics"])})
         summary = {"recipe": self.recipe, "objectives": self.objectives, "overrides": self.overrides,
                    "trials": rows, "pareto": pareto_front(rows)}
-        (self.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(self.out / "sweep.json", json.dumps(summary, indent=2) + "\n")
         from .report.pareto import save_pareto_plot
 
         save_pareto_plot({"sweep": rows}, self.out / "pareto.png")

@@ -32,6 +32,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ConfigError
+from ..files import write_bytes
 from ..nn.inputs import inputs_to, run_model, split_inputs
 from .onnx_layers import OnnxOptions, make_onnx
 from .onnx_ops import QONNX_DOMAIN
@@ -162,7 +163,7 @@ def _export(source, path, fmt: str, opts: OnnxOptions, *, fold_bn: bool, example
     onnx.helper.set_model_props(proto, {MANIFEST_KEY: json.dumps(summary(ex, fmt))})
     onnx.checker.check_model(proto, full_check=fmt == "qdq")
     if path is not None:
-        onnx.save(proto, str(path))
+        write_bytes(path, proto.SerializeToString())  # atomic: never half a file
     return proto
 
 

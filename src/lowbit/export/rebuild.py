@@ -161,6 +161,14 @@ def check_structure(base: nn.Module, ex, err) -> None:
                   f"unexpected {extra[:5]}, wrong shape {wrong[:5]}")
 
 
+def check_architecture(ex, err=FormatError) -> None:
+    """The stored layers and state fit the registry architecture ``ex`` names, checked on the
+    ``meta`` device (no memory): before a loader decodes codes, and before a model is built."""
+    meta = construct(ex.model_ref, False, "meta")
+    _apply_structure(meta, ex, err)
+    check_structure(meta, ex, err)
+
+
 def build_base(ex, model: Optional[nn.Module] = None, allow_import: bool = False) -> nn.Module:
     """The float architecture of ``ex`` with folded BNs replaced (quantized layers untouched)."""
     from_file = model is None and ex.model is None
@@ -169,9 +177,7 @@ def build_base(ex, model: Optional[nn.Module] = None, allow_import: bool = False
         base = copy.deepcopy(model if model is not None else ex.model).cpu()
     else:
         if ex.model_ref.get("source") == "registry":  # shapes first, without memory
-            meta = construct(ex.model_ref, allow_import, "meta")
-            _apply_structure(meta, ex, err)
-            check_structure(meta, ex, err)
+            check_architecture(ex, err)
         base = construct(ex.model_ref, allow_import)
     _apply_structure(base, ex, err)
     check_structure(base, ex, err)

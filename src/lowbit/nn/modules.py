@@ -129,6 +129,11 @@ class QuantMixin:
                 "forward use self.weight")
         return out
 
+    def __reduce_ex__(self, protocol):
+        # the Quant<Cls> classes are made at run time, so pickle cannot find them by name:
+        # pickle the float class (importable) and make its quantized class again on load
+        return _rebuild_quant, (self._lowbit_float_class,), self.__getstate__()
+
 
 _INPUT_NAMES: Dict[type, str] = {}
 
@@ -139,6 +144,12 @@ def _input_name(cls: type) -> str:
         params = list(inspect.signature(cls.forward).parameters)
         _INPUT_NAMES[cls] = params[1] if len(params) > 1 else "input"
     return _INPUT_NAMES[cls]
+
+
+def _rebuild_quant(float_cls: type) -> nn.Module:
+    """Unpickling of a wrapped layer: an empty instance of ``quant_class(float_cls)``
+    (``torch.save(prepared_model)`` / ``copy.deepcopy`` then restore its state)."""
+    return quant_class(float_cls).__new__(quant_class(float_cls))
 
 
 class QuantAdd(Add):

@@ -25,7 +25,7 @@ from ..quantizers import make_quantizer
 from ..quantizers.base import Quantizer
 from .layers import Add
 from .modules import QuantAdd, QuantMixin, check_wrappable, is_quant_layer, wrap_add, wrap_layer
-from .resolve import LayerPlan, nothing_matches, plan_layers
+from .resolve import LayerPlan, nothing_matches, plan_layers, warn_unquantized
 from .spec import QuantSpec
 
 QUANTIZER_SLOTS = ("weight_quantizer", "input_quantizer", "bias_quantizer", "input_quantizers")
@@ -135,6 +135,7 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
             check_wrappable(plan.name, plan.module)
     for plan in plans:
         _wrap(plan, spec.int_bias)
+    warn_unquantized(model)  # once per float layer type (LSTM, MultiheadAttention, ...)
     model.lowbit_quant_spec = spec
     return model
 

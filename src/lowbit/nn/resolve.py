@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -162,3 +163,25 @@ def nothing_matches(model: nn.Module, spec: QuantSpec) -> str:
 def check_supported(model: nn.Module) -> Dict[str, str]:
     """Modules lowbit cannot quantize (name -> type), for messages."""
     return {n: type(m).__name__ for n, m in model.named_modules() if isinstance(m, UNSUPPORTED)}
+
+
+# layers with weights that lowbit leaves in float; prepare names them once per type
+FLOAT_LOOKING = UNSUPPORTED + (nn.LSTMCell, nn.GRUCell, nn.RNNCell, nn.Bilinear, nn.EmbeddingBag)
+
+
+class UnquantizedLayerWarning(UserWarning):
+    """A layer with weights that lowbit leaves in float (e.g. LSTM, MultiheadAttention)."""
+
+
+def warn_unquantized(model: nn.Module) -> None:
+    """One warning per layer type that has weights but no lowbit quantizer (LSTM, GRU,
+    MultiheadAttention, Embedding, ConvTranspose, ...), naming how many and one of them."""
+    found: Dict[str, List[str]] = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, FLOAT_LOOKING) and opaque_parent(model, name) is None:
+            found.setdefault(type(mod).__name__, []).append(name or "(the model)")
+    for kind, names in found.items():
+        warnings.warn(f"lowbit leaves {len(names)} {kind} layer(s) in float, e.g. {names[0]!r}: it "
+                      "quantizes Conv1d/Conv2d/Linear weights and inputs (and residual adds); "
+                      f"{kind} weights and activations stay float32", UnquantizedLayerWarning,
+                      stacklevel=3)

@@ -121,11 +121,18 @@ class QuantizerConfig:
                 raise ConfigError(f"bits_min ({lo}) must be <= bits_max ({hi})")
             if not lo <= self.bits <= hi:
                 raise ConfigError(f"bits ({self.bits}) must lie in [bits_min, bits_max] = [{lo}, {hi}]")
+            if lo < 2 and self.signed is not False:  # signed [-n, n] at 1 bit: n = 0, no levels
+                raise ConfigError("learned_range needs bits_min >= 2 for signed values (a 1-bit "
+                                  "signed range [-n, n] has n = 0 levels); set bits_min: 2, or "
+                                  "signed: false for non-negative activations")
             if not self.symmetric:
                 raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
             if self.fill_anchor not in FILL_ANCHORS:
                 raise ConfigError(f"fill_anchor must be one of {', '.join(FILL_ANCHORS)}, got {self.fill_anchor!r}")
         if kind == "nested":
+            if self.bits is not None and self.bits < 2:  # signed floor codes at 1 bit: {-1, 0}
+                raise ConfigError(f"nested bits (the clip width) must be >= 2 or null for no clip, "
+                                  f"got {self.bits}: 1-bit signed codes {{-1, 0}} leave no positive level")
             if not (math.isfinite(self.threshold) and self.threshold > 0):
                 raise ConfigError(f"nested threshold (lambda) must be > 0, got {self.threshold}")
             if not self.eps > 0:

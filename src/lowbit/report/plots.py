@@ -11,6 +11,8 @@ from typing import List, Optional
 
 import torch
 
+from ..files import atomic_path
+
 
 def _pyplot():
     try:
@@ -22,6 +24,19 @@ def _pyplot():
         return plt
     except ImportError:
         return None
+
+
+def save_figure(fig, path) -> Path:
+    """Save a matplotlib figure atomically (the format from the file's suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    return path
 
 
 def pick_layers(names: List[str], count: int) -> List[str]:
@@ -61,6 +76,4 @@ def save_weight_histograms(qgt, path: Path) -> Optional[Path]:
         ax.set_xlabel("weight / step + zero point (grid points at integers)", fontsize=7)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -96,6 +96,7 @@ def build_float_model(recipe: Recipe, data: Data, allow_import: bool = False) ->
     if m.factory is not None:
         model = build_from_factory(m.factory, m.args, allow_import)
     else:
+        check_model_fits_data(m, data, recipe.data.dataset)
         model = create_model(m.name, num_classes=m.num_classes or data.train.num_classes,
                              in_channels=m.in_channels or data.train.images.shape[1],
                              input_size=m.input_size or data.input_size, **m.kwargs)
@@ -104,6 +105,22 @@ def build_float_model(recipe: Recipe, data: Data, allow_import: bool = False) ->
     if m.fold_bn:  # before prepare: the quantized layers then see the deployed weights
         fold_batchnorm(model, example_input(data), inplace=True)
     return model
+
+
+def check_model_fits_data(m, data: Data, dataset: str) -> None:
+    """Refuse model sizes that cannot train on the dataset (before any forward pass fails)."""
+    classes, channels = data.train.num_classes, data.train.images.shape[1]
+    if m.num_classes is not None and m.num_classes < classes:
+        raise ConfigError(f"model.num_classes is {m.num_classes} but {dataset} has {classes} "
+                          f"classes (labels 0..{classes - 1}); remove model.num_classes to take the "
+                          f"dataset's, or set it to {classes}")
+    if m.in_channels is not None and m.in_channels != channels:
+        raise ConfigError(f"model.in_channels is {m.in_channels} but {dataset} images have "
+                          f"{channels} channel(s); remove model.in_channels to take the dataset's")
+    if m.input_size is not None and m.input_size != data.input_size:
+        raise ConfigError(f"model.input_size is {m.input_size} but the {dataset} images are "
+                          f"{data.input_size}x{data.input_size} (data.image_size); remove "
+                          "model.input_size, or set data.image_size")
 
 
 def build_methods(recipe: Recipe) -> List[Method]:
