@@ -18,6 +18,7 @@ EPILOGS = {
   lowbit train recipes/resnet20-cifar10-w4a4.yaml --out runs/w4a4
   lowbit train resnet20-cifar10-w4a4 --set phases.0.epochs=1 --set data.train_limit=5000 --out runs/quick
   lowbit train recipes/resnet20-cifar10.yaml --out runs/fp32 --resume      # continue after a crash
+  lowbit train my-model.yaml --allow-import --out runs/mine  # model: {factory: "mypkg.models:build"}
   torchrun --nproc_per_node=2 -m lowbit train mlp-mnist --out runs/ddp     # multi-process""",
     "eval": """examples:
   lowbit eval runs/w4a4                  # the trained model of a run folder
@@ -55,6 +56,12 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="dataset root (default: $LOWBIT_DATA, then ../shared/data)")
 
 
+def _add_allow_import(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--allow-import", action="store_true",
+                   help=f"let {what} import code of your Python environment (a recipe's "
+                        "model.factory, a packed file's own model class); off by default")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lowbit", description="Learned low-bit quantization: train, evaluate, report, export.",
@@ -75,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="replace the run in OUT once the new one has trained its first epoch")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_allow_import(p, "the recipe")
     _add_data_dir(p)
 
     p = mk("eval", "evaluate a trained run or an exported file on its test set")
@@ -83,8 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, help="evaluate the first N test images only")
     p.add_argument("--executor", default="integer", choices=["integer", "fake_quant", "both"],
                    help="how to run a packed file (default: integer)")
-    p.add_argument("--allow-import", action="store_true",
-                   help="let a packed file of your own model class import that class")
+    _add_allow_import(p, "the run or file")
     _add_data_dir(p)
 
     p = mk("export", "export a trained run (or a packed file) as packed, ONNX or QONNX")
@@ -101,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
                         "Clip; onnxruntime cannot run 4-bit Q/DQ next to MaxPool)")
     p.add_argument("--int32-bias", action="store_true",
                    help="int32 biases (integer-runtime form; rounds biases, see docs/export.md)")
+    _add_allow_import(p, "the run or file")
     _add_data_dir(p)
 
     p = mk("sweep", "train a recipe over a grid or a search space (Optuna); Pareto front of accuracy vs size")
@@ -115,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", dest="objectives", action="append", metavar="NAME",
                    help="top1, size, or NAME:min/NAME:max from metrics.json (default: top1 and size)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_allow_import(p, "the recipe")
     _add_data_dir(p)
 
     mk("models", "list the registered models with their parameter counts")
@@ -131,7 +140,8 @@ def cmd_train(args) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     # the folder is checked and locked first; --force replaces the old run at the new one's first write
     Trainer(recipe, Path(args.out), resume=args.resume, data_dir=args.data_dir,
-            verbose=not args.quiet, device=args.device, force=args.force).run()
+            verbose=not args.quiet, device=args.device, force=args.force,
+            allow_import=args.allow_import).run()
     return 0
 
 
@@ -147,7 +157,8 @@ def cmd_eval(args) -> int:
                                         limit=args.limit, executor=args.executor,
                                         allow_import=args.allow_import)))
         return 0
-    run = load_run(args.target, args.data_dir, require_done=False, test_limit=args.limit)
+    run = load_run(args.target, args.data_dir, require_done=False, test_limit=args.limit,
+                   allow_import=args.allow_import)
     res = evaluate(run.model, run.data.test_loader)
     print(f"{run.path}: top-1 {res['top1']:.2f}% on {res['n']} {run.recipe.data.dataset} test "
           f"images (loss {res['loss']:.4f})")
@@ -161,7 +172,7 @@ def cmd_export(args) -> int:
     check_output_file(args.out)  # before the run is loaded and converted
     s = export_target(args.target, args.format, args.out, fold_bn=args.fold_bn, opset=args.opset,
                       int4=args.int4, int32_bias=args.int32_bias, int4_acts=args.int4_acts,
-                      data_dir=args.data_dir)
+                      data_dir=args.data_dir, allow_import=args.allow_import)
     print(f"wrote {s['path']} ({args.format}, {s['file_bytes']:,} bytes; float32 weights "
           f"{s['float32_bytes']:,} bytes)")
     return 0
@@ -213,7 +224,8 @@ def cmd_sweep(args) -> int:
 
     sweep = Sweep(args.recipe, [parse_param(p) for p in args.params], Path(args.out),
                   overrides=args.overrides, objectives=args.objectives or ["top1", "size"],
-                  trials=args.trials, data_dir=args.data_dir, verbose=not args.quiet)
+                  trials=args.trials, data_dir=args.data_dir, verbose=not args.quiet,
+                  allow_import=args.allow_import)
     summary = sweep.run()
     print(f"{len(summary['trials'])} trials; Pareto front (size KB, top-1 %):")
     for p in summary["pareto"]:

@@ -158,15 +158,20 @@ class Sweep:
     data_dir: Optional[str] = None
     verbose: bool = True
     seed: int = 0
+    allow_import: bool = False  # a recipe's model.factory imports your code
 
     def __post_init__(self):
+        from .models.user import check_import_allowed
         from .train.recipe import load_recipe
 
         self.out = Path(self.out)
         if not self.params:
             raise ConfigError("a sweep needs at least one --param")
         self._objs = [parse_objective(o) for o in self.objectives]
-        load_recipe(self.recipe, self.overrides + [s for p in self.params for s in self._example_override(p)])
+        recipe = load_recipe(self.recipe, self.overrides + [s for p in self.params
+                                                            for s in self._example_override(p)])
+        if recipe.model.factory is not None:  # refuse before the study exists
+            check_import_allowed(recipe.model.factory, self.allow_import, "model factory")
 
     @staticmethod
     def _example_override(p: SweepParam) -> List[str]:
@@ -204,7 +209,8 @@ class Sweep:
         done = (run_dir / "metrics.json").is_file()
         if not done:
             resume = (run_dir / "checkpoint.pt").is_file()
-            Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose).run()
+            Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose,
+                    allow_import=self.allow_import).run()
         metrics = _read_metrics(run_dir / "metrics.json")
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("metrics", metrics)

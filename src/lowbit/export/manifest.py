@@ -5,6 +5,7 @@ Top level (``format_version`` 1)::
     {"format": "lowbit.packed", "version": 1, "lowbit_version": "0.1.0",
      "model": {"source": "registry", "arch": {name, num_classes, in_channels, input_size, kwargs}}
               | {"source": "module", "class": "pkg.mod:Class", "kwargs": {...} | null}
+              | {"source": "factory", "factory": "pkg.mod:build", "args": {...}}
               | {"source": "unknown"},
      "quant_spec": {...} | null,            # informational (QuantSpec.to_dict())
      "input_shape": [1, 3, 32, 32], "data": {"dataset": "cifar10", ...} | null,

@@ -11,6 +11,9 @@ Schema ``lowbit.report/1`` (documented in docs/report.md)::
     layers                               one row per Conv/Linear/Add: op, params, bits (per
                                          slice), weight_bits, weight/overhead/bias/total bytes,
                                          act_elements, act_bits_each, quantizers, folded_bn
+    float_modules                        modules whose parameters stay float32 (embeddings,
+                                         attention without nn.Linear, norms, custom dense
+                                         classes, ...): name, type, params, reason
     history                              one row per epoch: phase, epoch, step, top1, test_loss
     methods                              {method name: its own section}
 """
@@ -44,7 +47,7 @@ def build_report(*, recipe: Dict[str, Any], metrics: Dict[str, Any], cost: Model
                  model: nn.Module, history: List[Dict[str, Any]],
                  methods: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Assemble the report dictionary of a finished run."""
-    size = {k: v for k, v in cost.to_dict().items() if k != "layers"}
+    size = {k: v for k, v in cost.to_dict().items() if k not in ("layers", "float_modules")}
     spec = getattr(model, "lowbit_spec", None) or {}
     params = sum(p.numel() for n, p in model.named_parameters() if "quantizer" not in n)
     return {
@@ -57,6 +60,7 @@ def build_report(*, recipe: Dict[str, Any], metrics: Dict[str, Any], cost: Model
                   "input_shape": cost.input_shape},
         "size": size,
         "layers": _layer_rows(cost, model),
+        "float_modules": cost.float_modules,
         "history": history,
         "methods": methods or {},
     }

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..calibrate import calibrate
 from ..errors import CheckpointError, LowbitError
 from ..methods import TrainContext
+from ..models.user import check_import_allowed
 from ..nn.control import project_quantizers, set_quant_state
 from .build import build_data, build_float_model, build_methods, example_input, quantize_model
 from .checkpoint import (RUN_KEYS, load_checkpoint, rng_state, save_checkpoint, seed_everything,
@@ -67,8 +68,11 @@ class Trainer:
 
     def __init__(self, recipe: Recipe, out_dir, *, resume: bool = False,
                  data_dir: Optional[str] = None, verbose: bool = True, device: Optional[str] = None,
-                 force: bool = False):
+                 force: bool = False, allow_import: bool = False):
         self.recipe, self.out = recipe, Path(out_dir)
+        self.allow_import = allow_import  # a recipe's model.factory imports your code
+        if recipe.model.factory is not None:  # refuse before loading data or writing anything
+            check_import_allowed(recipe.model.factory, allow_import, "model factory")
         self.resume, self.data_dir, self.verbose = resume, data_dir, verbose
         torch.set_flush_denormal(True)  # denormal floats can slow CPU kernels several-fold
         self.dist = init_distributed(device)
@@ -83,8 +87,8 @@ class Trainer:
         seed_everything(r.seed)
         self.data = build_data(r, self.dist, self.data_dir)
         self.example = example_input(self.data)
-        self.float_model = build_float_model(r, self.data).to(self.device)
-        self.model = quantize_model(r, self.float_model).to(self.device)
+        self.float_model = build_float_model(r, self.data, self.allow_import).to(self.device)
+        self.model = quantize_model(r, self.float_model, self.example).to(self.device)
         if r.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         ckpt = load_checkpoint(self.out / CHECKPOINT, RUN_KEYS) if self.resume else None

@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..models.user import check_import_path
 from ..nn.spec import QuantSpec
 from ..schema import apply_override, build, parse_override, to_plain
 
@@ -41,14 +42,18 @@ def _positive(name: str, value, allow_zero: bool = False) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture from the registry; ``init`` = float weights (.safetensors) to start from.
+    """Architecture from the registry (``name``, ``kwargs``) or from your own code
+    (``factory: "mypkg.models:build"``, called with ``args``; runs only with --allow-import);
+    ``init`` = float weights (.safetensors) to start from.
 
     fold_bn: fold every batch norm into the Conv/Linear before it right after loading ``init``,
     so the model trains without batch norm, exactly as it is deployed (``quant.int_bias``
     needs this for models with batch norm).
     """
 
-    name: str
+    name: Optional[str] = None
+    factory: Optional[str] = None
+    args: Dict[str, Any] = field(default_factory=dict)
     num_classes: Optional[int] = None
     in_channels: Optional[int] = None
     input_size: Optional[int] = None
@@ -62,6 +67,20 @@ class ModelConfig:
         for name in ("num_classes", "in_channels", "input_size"):  # None: from the dataset
             if getattr(self, name) is not None:
                 _positive(f"model.{name}", getattr(self, name))
+        if (self.name is None) == (self.factory is None):
+            raise ConfigError("model needs exactly one of name (a registry model, see `lowbit "
+                              "models`) or factory ('package.module:function' of your own)")
+        if self.factory is None:
+            if self.args:
+                raise ConfigError("model.args are a factory's arguments; registry models take "
+                                  "model.kwargs")
+            return
+        check_import_path(self.factory, "model.factory")
+        given = [k for k in ("num_classes", "in_channels", "input_size")
+                 if getattr(self, k) is not None]
+        if given or self.kwargs:
+            raise ConfigError(f"model.{(given or ['kwargs'])[0]} is an argument of registry "
+                              "models; give a factory's arguments in model.args")
 
 
 @dataclass(frozen=True)
@@ -235,7 +254,11 @@ class Recipe:
         return sum(p.epochs for p in self.phases)
 
     def to_dict(self) -> Dict[str, Any]:
-        return to_plain(self)
+        data = to_plain(self)
+        for key in ("factory", "args"):  # absent for registry models, as in older runs' records
+            if not data["model"][key]:
+                del data["model"][key]
+        return data
 
 
 def recipe_from_dict(data: Dict[str, Any], overrides: Iterable[str] = ()) -> Recipe:

@@ -39,9 +39,10 @@ class Run:
 
 
 def load_run(run_dir, data_dir: Optional[str] = None, require_done: bool = False,
-             test_limit: Optional[int] = None) -> Run:
+             test_limit: Optional[int] = None, allow_import: bool = False) -> Run:
     """Recipe, data and trained model of the run in ``run_dir`` (``test_limit``: evaluate on
-    the first N test images only)."""
+    the first N test images only; ``allow_import``: let a recipe that names a model factory
+    import it)."""
     path = Path(run_dir)
     if not path.is_dir():
         raise ConfigError(f"{path} is not a run folder (expected the --out folder of `lowbit train`)")
@@ -56,7 +57,8 @@ def load_run(run_dir, data_dir: Optional[str] = None, require_done: bool = False
         raise CheckpointError(f"the run in {path} has not finished; resume it with "
                               f"`lowbit train RECIPE --out {path} --resume`")
     data = build_data(_limited(recipe, test_limit), DistInfo(), data_dir)
-    model = quantize_model(recipe, build_float_model_without_init(recipe, data))
+    model = quantize_model(recipe, build_float_model_without_init(recipe, data, allow_import),
+                           example_input(data))
     apply_fold_structure(model, ckpt.get("structure", {}).get("folded_bn", []))
     if not isinstance(ckpt["model"], dict):
         raise CheckpointError(f"{path / CHECKPOINT} is damaged: its model entry is not a state dict")
@@ -76,7 +78,7 @@ def _limited(recipe: Recipe, test_limit: Optional[int]) -> Recipe:
     return dataclasses.replace(recipe, data=dataclasses.replace(d, test_limit=limit))
 
 
-def build_float_model_without_init(recipe: Recipe, data: Data) -> nn.Module:
+def build_float_model_without_init(recipe: Recipe, data: Data, allow_import: bool = False) -> nn.Module:
     """The architecture alone: trained weights come from the checkpoint."""
     bare = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, init=None))
-    return build_float_model(bare, data)
+    return build_float_model(bare, data, allow_import)
