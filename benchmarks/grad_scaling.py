@@ -1,4 +1,4 @@
-"""Gradient-scaling study (seed 001, Figure 4): rounding-gradient estimators for weights and
+"""Gradient-scaling study (Schaefer et al., Figure 4): rounding-gradient estimators for weights and
 activations, compared on the same mixed-precision recipe over several seeds.
 
     python benchmarks/grad_scaling.py                                   # mlp-mnist-mp, 3 seeds

@@ -1,4 +1,4 @@
-"""Pareto front of learned mixed precision vs uniform-precision QAT (seed 001, Figure 1).
+"""Pareto front of learned mixed precision vs uniform-precision QAT (Schaefer et al., Figure 1).
 
     python benchmarks/pareto.py                       # MNIST MLP (minutes on a CPU)
     python benchmarks/pareto.py --scale resnet20      # ResNet-20 on CIFAR-10 (hours on a CPU)
@@ -21,7 +21,7 @@ diagonal W8A8, W4A4, W3A3, W2A2, with the first and last layer at 8 bits). ``--m
 default for ResNet-20) adds one mixed-precision run per uniform point whose budget is exactly
 that point's weight and activation sizes (``weight_kb``, ``act_kb``): the direct test of "at
 equal size, is learned mixed precision at least as accurate?". Each point is a trained
-run; its size is the total memory of seed 001 (packed weights + summed activation feature maps,
+run; its size is the total memory of Schaefer et al. (packed weights + summed activation feature maps,
 in KB). Writes ``benchmarks/results/pareto-SCALE.png`` and ``.json`` and a
 results.md section comparing, for every uniform point, the best mixed-precision point that is
 no larger.
@@ -108,7 +108,7 @@ SCALES["resnet20-res8-mse"] = {
     **SCALES["resnet20-res8"],
     "mp_after_sets": ["quant.weight.observer=mse", "phases.1.quant_lr=0.02", "phases.0.quant_lr=0.01",
                       "phases.2.quant_lr=0.01"]}
-# The res8-mse front with knowledge distillation from the float model on both sides (seed 001,
+# The res8-mse front with knowledge distillation from the float model on both sides (Schaefer et al.,
 # Table 1; soft labels at T = 1 and alpha = 1: the student learns the teacher's predictions).
 # methods.N one past the end appends: the uniform recipe has no method, the mixed one has budget.
 _KD = "{name: distill, args: {mode: soft, alpha: 1.0, temperature: 1.0}}"

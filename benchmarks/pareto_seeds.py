@@ -8,7 +8,7 @@ every one of them). The delta is paired: mixed minus uniform for each seed both 
 The delta of means comes with its standard error, unpaired (Welch): one seed does not pin a
 run's noise, since training amplifies rounding differences (a 5-epoch ResNet-20 point rerun at
 its seed on code changed only in ways not meant to change any number moved by 0.28 top-1;
-docs/methods.md).
+docs/experiments.md).
 
 >>> seed_sets(0), seed_sets(2), seed_suffix(2)
 ([], ['seed=2'], '-seed2')

@@ -1,4 +1,4 @@
-"""QGT reproduction (seed 000, Table 2 pattern): float, PTQ and QGT at 4 and 2 bits, lambda sweep.
+"""QGT reproduction (the QGT paper, Table 2 pattern): float, PTQ and QGT at 4 and 2 bits, lambda sweep.
 
     python benchmarks/qgt_table.py                                  # resnet20-cifar10
     python benchmarks/qgt_table.py --models resnet20-cifar10 mobilenet_v2-cifar10 mobilenet_v1-imagenette
@@ -65,7 +65,7 @@ def rows_for(name: str, runs: Path, lams: list, table_only: bool) -> list:
 
 
 def table(rows: list, cmd: str) -> str:
-    lines = ["## QGT vs PTQ (seed 000, Table 2 layout)", "",
+    lines = ["## QGT vs PTQ (the QGT paper, Table 2 layout)", "",
              f"Command: `{cmd}`. Per-channel asymmetric weights, activations and biases float, batch "
              "norm folded; KB = packed weights + scales + float biases; reduction vs float32. "
              "epochs: training epochs of that row (float: the baseline's, recorded with its "

@@ -81,3 +81,12 @@ def test_tied_fields_sweep_a_diagonal_not_a_grid(tmp_path):
         Sweep(str(_recipe(tmp_path)), [parse_param("quant.weight.bits+quant.act.bitz=2")], tmp_path / "o")
     with pytest.raises(ConfigError, match="empty field"):
         parse_param("quant.weight.bits+=2")
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe", b"[1]", b"{}", b"{not json"])
+def test_a_damaged_trial_metrics_file_is_one_line(tmp_path, content):
+    from lowbit.sweep import _read_metrics
+
+    (tmp_path / "metrics.json").write_bytes(content)
+    with pytest.raises(ConfigError, match="metrics.json"):
+        _read_metrics(tmp_path / "metrics.json")

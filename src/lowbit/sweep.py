@@ -8,7 +8,7 @@ Parameters are recipe fields (the ``--set`` paths) with a grid of values or a ra
     quant.weight.bits=int:2:8                    integer
 
 Objectives: ``top1`` (maximise), ``size`` (minimise the total memory: packed weights plus the
-activation feature maps, seed 001's cost), or ``NAME:max`` / ``NAME:min`` for any metrics.json
+activation feature maps, Schaefer et al.'s cost), or ``NAME:max`` / ``NAME:min`` for any metrics.json
 number. With a grid and no ``--trials`` every combination runs once; otherwise Optuna's TPE
 (one objective) or NSGA-II (several) proposes ``--trials`` points. The study lives in
 ``OUT/study.db``: rerunning the same command continues an interrupted sweep, and a trial whose
@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from .errors import ConfigError
+from .files import check_output_folder, write_text
 
 RANGE_KINDS = ("log", "float", "int")
 
@@ -98,7 +99,7 @@ def parse_objective(text: str) -> Tuple[str, str]:
 
 
 def total_size_bytes(metrics: Dict[str, Any]) -> float:
-    """Weights (as packed) plus the summed activation feature maps (seed 001's memory cost)."""
+    """Weights (as packed) plus the summed activation feature maps (Schaefer et al.'s memory cost)."""
     return metrics["size_bytes_packed"] + metrics["act_bits_total"] / 8
 
 
@@ -132,6 +133,18 @@ def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "to
     return front
 
 
+def _read_metrics(path: Path) -> Dict[str, Any]:
+    """A trial's metrics.json; a damaged one is a one-line error naming the trial folder."""
+    try:
+        metrics = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({str(exc)[:80]}); delete {path.parent} to rerun "
+                          "that trial") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("top1"), (int, float)):
+        raise ConfigError(f"{path} is not a lowbit metrics.json; delete {path.parent} to rerun that trial")
+    return metrics
+
+
 @dataclass
 class Sweep:
     """A sweep over a recipe; :meth:`run` trains the trials and writes sweep.json."""
@@ -145,15 +158,20 @@ class Sweep:
     data_dir: Optional[str] = None
     verbose: bool = True
     seed: int = 0
+    allow_import: bool = False  # a recipe's model.factory imports your code
 
     def __post_init__(self):
+        from .models.user import check_import_allowed
         from .train.recipe import load_recipe
 
         self.out = Path(self.out)
         if not self.params:
             raise ConfigError("a sweep needs at least one --param")
         self._objs = [parse_objective(o) for o in self.objectives]
-        load_recipe(self.recipe, self.overrides + [s for p in self.params for s in self._example_override(p)])
+        recipe = load_recipe(self.recipe, self.overrides + [s for p in self.params
+                                                            for s in self._example_override(p)])
+        if recipe.model.factory is not None:  # refuse before the study exists
+            check_import_allowed(recipe.model.factory, self.allow_import, "model factory")
 
     @staticmethod
     def _example_override(p: SweepParam) -> List[str]:
@@ -191,17 +209,25 @@ class Sweep:
         done = (run_dir / "metrics.json").is_file()
         if not done:
             resume = (run_dir / "checkpoint.pt").is_file()
-            Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose).run()
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+            Trainer(recipe, run_dir, resume=resume, data_dir=self.data_dir, verbose=self.verbose,
+                    allow_import=self.allow_import).run()
+        metrics = _read_metrics(run_dir / "metrics.json")
         trial.set_user_attr("run", str(run_dir))
         trial.set_user_attr("metrics", metrics)
         result = [objective_value(metrics, name) for name, _ in self._objs]
         return result[0] if len(result) == 1 else result
 
     def run(self) -> Dict[str, Any]:
+        from .train.folder import FolderLock
+
+        check_output_folder(self.out)  # before any trial trains
+        self.out.mkdir(parents=True, exist_ok=True)
+        with FolderLock(self.out):  # one sweep per folder at a time
+            return self._run()
+
+    def _run(self) -> Dict[str, Any]:
         import optuna
 
-        self.out.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(study_name="lowbit", storage=f"sqlite:///{self.out / 'study.db'}",
                                     sampler=self._sampler(), load_if_exists=True,
@@ -222,7 +248,7 @@ class Sweep:
                                                         t.user_attrs["metrics"])})
         summary = {"recipe": self.recipe, "objectives": self.objectives, "overrides": self.overrides,
                    "trials": rows, "pareto": pareto_front(rows)}
-        (self.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(self.out / "sweep.json", json.dumps(summary, indent=2) + "\n")
         from .report.pareto import save_pareto_plot
 
         save_pareto_plot({"sweep": rows}, self.out / "pareto.png")

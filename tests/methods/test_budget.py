@@ -1,4 +1,4 @@
-"""Learned mixed precision (seed 001): cost = hand count, the rectified quadratic penalty, a
+"""Learned mixed precision (Schaefer et al.): cost = hand count, the rectified quadratic penalty, a
 tight budget met on real MNIST, bit updates every Phi steps, frozen phases, bad input."""
 
 import pytest

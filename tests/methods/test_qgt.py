@@ -1,4 +1,4 @@
-"""QGT (seed 000): the regularizer's value and gradient, its pull towards the grid on real data,
+"""QGT (the QGT paper): the regularizer's value and gradient, its pull towards the grid on real data,
 the two ends of lambda (PTQ and hard QAT), the bottleneck ranking, and bad input."""
 
 import copy

@@ -1,4 +1,4 @@
-"""Rounding gradient estimators against the formulas of seed 001, section 3.2.
+"""Rounding gradient estimators against the formulas of Schaefer et al., section 3.2.
 
 With ``e = u - round(u)`` and the upstream gradient ``g``, the estimators scale ``g`` by
 
@@ -27,7 +27,7 @@ SETTINGS = settings(max_examples=50, deadline=None)
 
 
 def reference_scale(name, e, g, delta, alpha):
-    """Seed 001 section 3.2, in float64."""
+    """Schaefer et al., section 3.2, in float64."""
     e, g = np.asarray(e, np.float64), np.asarray(g, np.float64)
     if name == "ste":
         return np.ones_like(e)

@@ -1,4 +1,4 @@
-"""The nested floor quantizer of seed 003 section 3.1 against its formulas, written out in numpy.
+"""The nested floor quantizer (Chinbat, section 3.1) against its formulas, written out in numpy.
 
 ``P_q = floor(P / s)``, ``P_rec = P_q s``; ``dL/dP = dL/dP_rec`` (STE);
 ``dL/ds = sum over the slice of g_s * m`` with ``r = |dL/dP_rec| / max(eps, |P_rec|)``,
@@ -18,7 +18,7 @@ SETTINGS = settings(max_examples=40, deadline=None)
 
 
 def reference(P, s, g, lam, eps, dims):
-    """Seed 003 section 3.1 in float64 (P, g: arrays; s broadcasts; dims: the slice)."""
+    """Chinbat's thesis, section 3.1, in float64 (P, g: arrays; s broadcasts; dims: the slice)."""
     P, s, g = (np.asarray(a, np.float64) for a in (P, s, g))
     pq = np.floor(P / s)
     p_rec = pq * s

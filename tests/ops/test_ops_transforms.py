@@ -1,4 +1,4 @@
-"""DoReFa (seed 002 eq. 1-3), power-of-two scales and log2 values."""
+"""DoReFa (Zhuang et al., eq. 1-3), power-of-two scales and log2 values."""
 
 import numpy as np
 import pytest
@@ -16,19 +16,19 @@ weights = arrays(np.float32, st.integers(1, 80),
 
 
 def Q_k(z, k):
-    """Seed 002 eq. 1: ``Q_k(z) = round((2^k - 1) z) / (2^k - 1)`` for z in [0, 1]."""
+    """Zhuang et al., eq. 1: ``Q_k(z) = round((2^k - 1) z) / (2^k - 1)`` for z in [0, 1]."""
     n = 2**k - 1
     return torch.round(n * z) / n
 
 
 def eq2_weights(w, k):
-    """Seed 002 eq. 2 as printed: ``2 Q_k(tanh(w) / (2 max|tanh(w)|) + 1/2) - 1``."""
+    """Zhuang et al., eq. 2 as printed: ``2 Q_k(tanh(w) / (2 max|tanh(w)|) + 1/2) - 1``."""
     t = torch.tanh(w)
     return 2 * Q_k(t / (2 * t.abs().max()) + 0.5, k) - 1
 
 
 def eq3_acts(x, k):
-    """Seed 002 eq. 3: ``Q_k(clip(x, 0, 1))``."""
+    """Zhuang et al., eq. 3: ``Q_k(clip(x, 0, 1))``."""
     return Q_k(torch.clamp(x, 0, 1), k)
 
 

@@ -84,7 +84,7 @@ def test_bad_granularity():
         QuantizerConfig(granularity="group")
 
 
-def test_seed003_granularity_names():
+def test_thesis_granularity_names():
     assert QuantizerConfig(granularity="row").granularity == "channel"
     col = QuantizerConfig(granularity="column")
     assert (col.granularity, col.axis) == ("channel", 1)

@@ -1,5 +1,5 @@
 """Learned quantizers: LSQ's scale gradient formula, parameters that learn, the nested
-quantizer's scale rule (seed 003 section 3.1) and the learned-range quantizer (seed 001)."""
+quantizer's scale rule (Chinbat, section 3.1) and the learned-range quantizer (Schaefer et al.)."""
 
 import math
 
@@ -120,7 +120,7 @@ def test_frozen_quantizer_does_not_learn():
 def test_nested_scale_grows_for_insensitive_rows_and_stays_for_sensitive_ones():
     """Row 0 sees tiny gradients (r << lambda), row 1 large ones (r >= lambda).
 
-    Expected gradient per row (seed 003 section 3.1): sum_j g_s(r_j) * m with
+    Expected gradient per row (Chinbat's thesis, section 3.1): sum_j g_s(r_j) * m with
     g_s = -tanh(lambda - r) if r < lambda else 0 and m = max_j |floor(P_j / s)|.
     """
     lam = 1e-2
@@ -162,7 +162,7 @@ def test_nested_bits_follow_the_codes():
     assert q.quantize(P).tolist() == [[2, -4, 3], [3, 2, -1]]
 
 
-# ----- learned range (seed 001) ------------------------------------------------------------------
+# ----- learned range (Schaefer et al.) ---------------------------------------------------------
 def _lr_quantizer(shape=(4, 8), **kw):
     cfg = QuantizerConfig(kind="learned_range", granularity="channel", **{"bits": 4, **kw})
     return make_quantizer(cfg, "weight", shape)

@@ -1,13 +1,13 @@
 """Training methods: each a config plus loss terms and step hooks (see :class:`Method`).
 
 =============  ===================================================================
-qgt            quantization-guided training regularizer (seed 000)
-budget         learned mixed precision under a memory budget (seed 001)
+qgt            quantization-guided training regularizer (the QGT paper)
+budget         learned mixed precision under a memory budget (Schaefer et al.)
 distill        knowledge distillation from the float model (soft-label or penalty)
-guided         joint training with a full-precision twin (seed 002)
-inverse_scale  penalty on small learned scales (Chinbat 2025, 3.2.1; :mod:`.penalties`)
-bin_count      constraint on the bins a slice uses (Chinbat 2025, 3.2.2)
-deviation      distance between quantized and original values (Chinbat 2025, 3.2.3)
+guided         joint training with a full-precision twin (Zhuang et al.)
+inverse_scale  penalty on small learned scales (Chinbat's thesis, 3.2.1; :mod:`.penalties`)
+bin_count      constraint on the bins a slice uses (Chinbat's thesis, 3.2.2)
+deviation      distance between quantized and original values (Chinbat's thesis, 3.2.3)
 swa            stochastic weight averaging of end-of-epoch weights (float and fixed-bit QAT)
 =============  ===================================================================
 """

@@ -1,4 +1,4 @@
-"""Learned mixed precision under a memory budget (seed 001, eq. 2).
+"""Learned mixed precision under a memory budget (Schaefer et al., eq. 2).
 
 ``L = CE + beta * max(cost_w / t_w - 1, 0)^2 + beta * max(cost_a / t_a - 1, 0)^2`` where
 ``cost_w = sum_l sum_c b_lc * s_lc`` (weight bits x parameters per output channel) and
@@ -19,7 +19,7 @@ task gradient sits a little above the point it aims at; the report checks the re
 
 ``total_kb`` (an extension) adds the same term for ``cost_w + cost_a``: with it alone, the run
 may trade weight bits for activation bits and back, and is held only to the total memory that
-a Pareto front of seed 001 plots (Figure 1: weights + summed activations).
+a Pareto front of Schaefer et al. plots (Figure 1: weights + summed activations).
 
 ``under`` (default 0, the paper's one-sided penalty) adds ``under * beta * max(1 - cost / aim, 0)^2``
 for each target: a run that would end below its budget (the task gradient lowers bits that do

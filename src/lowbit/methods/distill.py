@@ -1,4 +1,4 @@
-"""Knowledge distillation from the float model (seed 001, Table 1).
+"""Knowledge distillation from the float model (Schaefer et al., Table 1).
 
 * ``soft`` (soft-label KD, Hinton et al.): the student learns the teacher's tempered
   predictions: ``(1 - alpha) * CE(y) + alpha * T^2 * KL(softmax(t / T) || softmax(s / T))``.

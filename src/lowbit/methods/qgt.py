@@ -1,4 +1,4 @@
-"""Quantization Guided Training (seed 000): ``L = task + sum_i lambda_i * ||DQ(w_i) - w_i||^2``.
+"""Quantization Guided Training (the QGT paper): ``L = task + sum_i lambda_i * ||DQ(w_i) - w_i||^2``.
 
 Weights stay float while training; the regularizer pulls each target tensor towards the grid
 of its quantizer ``Q``, whose scale follows the quantizer's own rule from the current weights

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -15,7 +16,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..quantizers.config import QuantizerConfig
 from .layers import Add
-from .spec import FLOAT, LayerOverride, QuantSpec
+from .spec import FLOAT, LAYER_TYPES, LayerOverride, QuantSpec
 
 TYPE_CLASSES = {"conv": (nn.Conv1d, nn.Conv2d), "conv1d": (nn.Conv1d,), "conv2d": (nn.Conv2d,),
                 "linear": (nn.Linear,)}
@@ -140,6 +141,54 @@ def plan_layers(model: nn.Module, spec: QuantSpec) -> List[LayerPlan]:
     return plans
 
 
+def nothing_matches(model: nn.Module, spec: QuantSpec) -> str:
+    """The message for a model in which ``spec`` selects no layer: which module types hold
+    weights there, and how to include them."""
+    found: Dict[str, List[str]] = {}
+    for name, mod in model.named_modules():
+        if name and any(True for _ in mod.parameters(recurse=False)):
+            found.setdefault(type(mod).__name__, []).append(name)
+    what = "; ".join(f"{t} x{len(n)} ({', '.join(n[:2])}{', ...' if len(n) > 2 else ''})"
+                     for t, n in found.items()) or "none"
+    hint = []
+    other = [t for t in LAYER_TYPES if t not in spec.layers and
+             any(isinstance(m, TYPE_CLASSES[t]) for m in model.modules())]
+    if other:
+        hint.append(f"add {other[0]!r} to quant.layers")
+    custom = [t for t, names in found.items()
+              if not isinstance(model.get_submodule(names[0]), UNSUPPORTED + (nn.Conv1d, nn.Conv2d,
+                                                                               nn.Linear, Add))
+              and "weight" in dict(model.get_submodule(names[0]).named_parameters(recurse=False))]
+    if custom:
+        hint.append(f"{'/'.join(custom)} {'is' if len(custom) == 1 else 'are'} not nn.Conv1d/"
+                    "Conv2d/Linear (or a subclass): replace such layers by nn.Linear / nn.Conv2d "
+                    "(e.g. a GPT-2 style Conv1D by nn.Linear with the weight transposed)")
+    return (f"no layer matches layers={list(spec.layers)} in {type(model).__name__}, nothing to "
+            f"quantize; modules with parameters: {what}" + (f"; {'; '.join(hint)}" if hint else ""))
+
+
 def check_supported(model: nn.Module) -> Dict[str, str]:
     """Modules lowbit cannot quantize (name -> type), for messages."""
     return {n: type(m).__name__ for n, m in model.named_modules() if isinstance(m, UNSUPPORTED)}
+
+
+# layers with weights that lowbit leaves in float; prepare names them once per type
+FLOAT_LOOKING = UNSUPPORTED + (nn.LSTMCell, nn.GRUCell, nn.RNNCell, nn.Bilinear, nn.EmbeddingBag)
+
+
+class UnquantizedLayerWarning(UserWarning):
+    """A layer with weights that lowbit leaves in float (e.g. LSTM, MultiheadAttention)."""
+
+
+def warn_unquantized(model: nn.Module) -> None:
+    """One warning per layer type that has weights but no lowbit quantizer (LSTM, GRU,
+    MultiheadAttention, Embedding, ConvTranspose, ...), naming how many and one of them."""
+    found: Dict[str, List[str]] = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, FLOAT_LOOKING) and opaque_parent(model, name) is None:
+            found.setdefault(type(mod).__name__, []).append(name or "(the model)")
+    for kind, names in found.items():
+        warnings.warn(f"lowbit leaves {len(names)} {kind} layer(s) in float, e.g. {names[0]!r}: it "
+                      "quantizes Conv1d/Conv2d/Linear weights and inputs (and residual adds); "
+                      f"{kind} weights and activations stay float32", UnquantizedLayerWarning,
+                      stacklevel=3)

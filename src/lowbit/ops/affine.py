@@ -70,7 +70,7 @@ def clip_round(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, step: 
                estimator: str = "ste", delta: float = 0.0, alpha: float = 1.0) -> torch.Tensor:
     """``round(clamp(x, lower, upper) / step) * step``: clip to a learned range, then round.
 
-    The learned-range quantizer of seed 001 (eq. 1). Gradients: ``x`` gets the estimator's
+    The learned-range quantizer of Schaefer et al. (eq. 1). Gradients: ``x`` gets the estimator's
     gradient inside [lower, upper] and 0 outside; ``lower``/``upper`` get the gradient of the
     values clipped to them; ``step`` gets ``round(u) - u`` with ``u = clamp(x) / step``.
 

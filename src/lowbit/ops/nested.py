@@ -1,4 +1,4 @@
-"""The nested learned-scale quantizer of seed 003 (section 3.1) as a named autograd Function.
+"""The nested learned-scale quantizer of Chinbat's thesis (section 3.1) as a named autograd Function.
 
 Forward: ``P_q = floor(P / s)`` (optionally clamped to [qmin, qmax]) and ``P_rec = P_q * s``.
 Backward:

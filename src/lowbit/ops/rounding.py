@@ -1,4 +1,4 @@
-"""Rounding with gradient estimators, as named autograd Functions (seed 001, section 3.2).
+"""Rounding with gradient estimators, as named autograd Functions (Schaefer et al., section 3.2).
 
 Forward is always ``round(u)`` (half to even, like ``torch.round``) or ``floor(u)``. Backward
 multiplies the upstream gradient ``g`` by a scale that depends on the rounding residual

@@ -1,4 +1,4 @@
-"""Power-of-two scales, logarithmic (non-uniform) values, and DoReFa transforms (seed 002).
+"""Power-of-two scales, logarithmic (non-uniform) values, and DoReFa transforms (Zhuang et al.).
 
 >>> import torch
 >>> pow2_scale(torch.tensor([0.3, 0.05]))
@@ -24,7 +24,7 @@ def pow2_scale(scale: torch.Tensor) -> torch.Tensor:
 
 
 def dorefa_weight_normalize(w: torch.Tensor) -> torch.Tensor:
-    """Seed 002 eq. 2 inner map: ``tanh(w) / (2 max|tanh(w)|) + 1/2`` into [0, 1].
+    """Zhuang et al., eq. 2 inner map: ``tanh(w) / (2 max|tanh(w)|) + 1/2`` into [0, 1].
 
     tanh limits the influence of large weights; an all-zero tensor maps to 1/2 (no NaN).
     """
@@ -34,14 +34,14 @@ def dorefa_weight_normalize(w: torch.Tensor) -> torch.Tensor:
 
 
 def dorefa_levels(bits: int) -> int:
-    """Number of steps ``2^k - 1`` of DoReFa's k-bit quantizer Q_k (seed 002 eq. 1)."""
+    """Number of steps ``2^k - 1`` of DoReFa's k-bit quantizer Q_k (Zhuang et al., eq. 1)."""
     return (1 << bits) - 1
 
 
 def dorefa_weight_qparams(bits: int, like: torch.Tensor):
     """Affine parameters of DoReFa weights: ``w_q = (m - (2^k-1)/2) * 2/(2^k-1)``, m in 0..2^k-1.
 
-    This is seed 002 eq. 2 (``2 Q_k(z) - 1``) written as an affine map of the integer code m,
+    This is Zhuang et al., eq. 2 (``2 Q_k(z) - 1``) written as an affine map of the integer code m,
     so that convert/export can store m with a scale and a (half-integer) zero point.
     """
     n = dorefa_levels(bits)
@@ -59,7 +59,7 @@ def dorefa_weight_codes(w: torch.Tensor, bits: int, estimator: str = "ste", delt
 
 def dorefa_weight(w: torch.Tensor, bits: int, estimator: str = "ste", delta: float = 0.0,
                   alpha: float = 1.0) -> torch.Tensor:
-    """DoReFa weight quantization to ``2^k`` levels in [-1, 1] (seed 002 eq. 2)."""
+    """DoReFa weight quantization to ``2^k`` levels in [-1, 1] (Zhuang et al., eq. 2)."""
     scale, zero_point = dorefa_weight_qparams(bits, w)
     return (dorefa_weight_codes(w, bits, estimator, delta, alpha) - zero_point) * scale
 

@@ -3,9 +3,9 @@
 =============  ==========================================================================
 uniform        affine, scale/zero point from calibration, fixed
 lsq            learned step size (LSQ; learned zero point when asymmetric)
-learned_range  learned step d and range q+, implicit per-channel bits (seed 001)
-nested         floor quantization, learned scale with ratio-threshold gradient (seed 003)
-dorefa         DoReFa weights/activations (seed 002)
+learned_range  learned step d and range q+, implicit per-channel bits (Schaefer et al.)
+nested         floor quantization, learned scale with ratio-threshold gradient (Chinbat's thesis)
+dorefa         DoReFa weights/activations (Zhuang et al.)
 pow2           learned power-of-two step
 log2           non-uniform powers of two
 =============  ==========================================================================

@@ -21,7 +21,7 @@ from ..ops.rounding import check_estimator, check_rounding
 
 KINDS = ("uniform", "lsq", "learned_range", "nested", "dorefa", "pow2", "log2")
 GRANULARITIES = ("tensor", "channel", "group")
-# seed 003 names its granularities scalar / row / column / channel (torch layout (out, in, ...))
+# Chinbat names the granularities scalar / row / column / channel (torch layout (out, in, ...))
 GRANULARITY_ALIASES = {"scalar": ("tensor", 0), "per_tensor": ("tensor", 0),
                        "row": ("channel", 0), "per_channel": ("channel", 0),
                        "column": ("channel", 1), "per_group": ("group", 0)}
@@ -35,15 +35,15 @@ class QuantizerConfig:
     """What a quantizer does. Fields that do not apply to ``kind`` are ignored.
 
     kind: uniform (calibrated, fixed), lsq (learned step), learned_range (learned step and
-      range, implicit bits; seed 001), nested (floor with learned scale; seed 003), dorefa
-      (seed 002), pow2 (learned power-of-two step), log2 (non-uniform powers of two).
+      range, implicit bits; Schaefer et al.), nested (floor with learned scale; Chinbat), dorefa
+      (Zhuang et al.), pow2 (learned power-of-two step), log2 (non-uniform powers of two).
     bits: bit-width (initial bit-width for learned_range; clip width for nested, None = no clip).
     signed: None = weights signed, activations decided at calibration from the data.
     symmetric: zero-point 0 (True) or a zero-point covering [min, max] (False).
     granularity: tensor | channel (along ``axis``) | group (``group_size`` along the fan-in);
       the seed-003 names scalar, row (axis 0), column (axis 1) are accepted.
     estimator/grad_delta/grad_alpha: gradient of the rounding (ste, pbgs, ewgs, acos, tanh,
-      invtanh; seed 001 section 3.2).
+      invtanh; Schaefer et al., section 3.2).
     observer: calibration rule (minmax, percentile, gaussian, mse) with ``percentile`` and
       ``gaussian_k``.
     bits_min/bits_max/learn_bits: bounds and switch for learned bit-widths (learned_range).
@@ -127,11 +127,18 @@ class QuantizerConfig:
                 raise ConfigError(f"bits_min ({lo}) must be <= bits_max ({hi})")
             if not lo <= self.bits <= hi:
                 raise ConfigError(f"bits ({self.bits}) must lie in [bits_min, bits_max] = [{lo}, {hi}]")
+            if lo < 2 and self.signed is not False:  # signed [-n, n] at 1 bit: n = 0, no levels
+                raise ConfigError("learned_range needs bits_min >= 2 for signed values (a 1-bit "
+                                  "signed range [-n, n] has n = 0 levels); set bits_min: 2, or "
+                                  "signed: false for non-negative activations")
             if not self.symmetric:
                 raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
             if self.fill_anchor not in FILL_ANCHORS:
                 raise ConfigError(f"fill_anchor must be one of {', '.join(FILL_ANCHORS)}, got {self.fill_anchor!r}")
         if kind == "nested":
+            if self.bits is not None and self.bits < 2:  # signed floor codes at 1 bit: {-1, 0}
+                raise ConfigError(f"nested bits (the clip width) must be >= 2 or null for no clip, "
+                                  f"got {self.bits}: 1-bit signed codes {{-1, 0}} leave no positive level")
             if not (math.isfinite(self.threshold) and self.threshold > 0):
                 raise ConfigError(f"nested threshold (lambda) must be > 0, got {self.threshold}")
             if not self.eps > 0:

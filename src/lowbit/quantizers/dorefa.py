@@ -1,4 +1,4 @@
-"""DoReFa quantizers (seed 002, eq. 1-3).
+"""DoReFa quantizers (Zhuang et al., eq. 1-3).
 
 Weights: ``w_q = 2 Q_k(tanh(w) / (2 max|tanh(w)|) + 1/2) - 1`` with
 ``Q_k(z) = round((2^k - 1) z) / (2^k - 1)``, i.e. 2^k levels in [-1, 1]; the max runs over the

@@ -1,4 +1,4 @@
-"""The nested quantization layer of seed 003: floor quantization with a learned scale s.
+"""The nested quantization layer of Chinbat's thesis: floor quantization with a learned scale s.
 
 ``P_rec = floor(P / s) * s``; ``P`` gets the straight-through gradient and ``s`` the
 ratio-threshold gradient of :class:`lowbit.ops.nested.NestedFloorQuant`. One scale per
@@ -25,6 +25,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..ops.affine import fake_quantize
 from ..ops.nested import floor_codes, nested_floor_quantize
 from ..ops.ranges import check_bits, qrange
@@ -53,7 +54,10 @@ class NestedQuantizer(Quantizer):
         return int(self._bits) if self._bits is not None else INIT_BITS
 
     def set_bits(self, bits: Optional[int]) -> None:
-        """Clip codes to ``bits`` signed bits (None removes the clip)."""
+        """Clip codes to ``bits`` signed bits (None removes the clip; at least 2 bits)."""
+        if bits is not None and check_bits(bits) < 2:
+            raise ConfigError(f"nested quantizer {self.name or ''}: 1-bit signed codes {{-1, 0}} "
+                              "leave no positive level; use >= 2 bits or no clip")
         self._bits = None if bits is None else check_bits(bits)
 
     def _clip(self):

@@ -1,8 +1,8 @@
 """Observers: turn observed tensors into a quantization range (lo, hi) per parameter slice.
 
 * ``minmax``: the smallest and largest value seen.
-* ``percentile``: the (100-p)th and p-th percentiles (e.g. 99.99 for activations, seed 001).
-* ``gaussian``: mean +- k standard deviations, within [min, max] (seed 001 uses it for weights).
+* ``percentile``: the (100-p)th and p-th percentiles (e.g. 99.99 for activations, Schaefer et al.).
+* ``gaussian``: mean +- k standard deviations, within [min, max] (Schaefer et al. use it for weights).
 * ``mse``: the clipping range, scaled from min-max, that minimises the quantization MSE.
 
 Activation observers stream over batches and keep a bounded random sample for quantiles.

@@ -1,4 +1,4 @@
-"""Compression bottlenecks (seed 000): which layers make quantization lose accuracy.
+"""Compression bottlenecks (the QGT paper): which layers make quantization lose accuracy.
 
 For every layer with a weight quantizer: the relative quantization error
 ``||DQ(w) - w|| / ||w||``, the accuracy when *only that layer* is quantized (sensitivity),

@@ -1,11 +1,11 @@
-"""Accuracy vs total size plots (seed 001, Figure 1): one series per method, fronts joined."""
+"""Accuracy vs total size plots (Schaefer et al., Figure 1): one series per method, fronts joined."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .plots import _pyplot
+from .plots import _pyplot, save_figure
 
 KB = 1024
 
@@ -37,6 +37,4 @@ def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -1,6 +1,6 @@
 """PNG plots rendered from run data (matplotlib is optional: without it, no plots).
 
-* QGT weight histograms (seed 000, Figure 4): float baseline vs QGT-trained weights of selected
+* QGT weight histograms (the QGT paper, Figure 4): float baseline vs QGT-trained weights of selected
   layers, in units of the quantization step, where QGT's clustering on the grid is visible.
 """
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import torch
+
+from ..files import atomic_path
 
 
 def _pyplot():
@@ -22,6 +24,19 @@ def _pyplot():
         return plt
     except ImportError:
         return None
+
+
+def save_figure(fig, path) -> Path:
+    """Save a matplotlib figure atomically (the format from the file's suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    return path
 
 
 def pick_layers(names: List[str], count: int) -> List[str]:
@@ -61,6 +76,4 @@ def save_weight_histograms(qgt, path: Path) -> Optional[Path]:
         ax.set_xlabel("weight / step + zero point (grid points at integers)", fontsize=7)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

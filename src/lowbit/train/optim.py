@@ -3,7 +3,7 @@
 Groups: ``weights`` (decayed), ``no_decay`` (biases and normalisation parameters), ``quant``
 (quantizer parameters: their own learning rate and weight decay), ``method`` (extra
 parameters a method trains). Each group keeps ``lr_scale`` relative to the phase learning rate
-and a ``gate`` that methods may set to 0 to hold a group still for a step (seed 001 updates
+and a ``gate`` that methods may set to 0 to hold a group still for a step (Schaefer et al. update
 bit-widths only every Phi steps).
 """
 
