@@ -42,7 +42,7 @@ def _command(rec) -> str:
     return f"`{rec['command']}`"
 
 
-RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "finetune-3bit", "type-conv", "type-dense")
+RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "type-conv", "type-dense")
 
 
 def _trials(load, dataset, studies):
@@ -180,6 +180,8 @@ def render(load, command) -> None:
     study = ["## Learned quantization (Chinbat 2025): scale learning rate, coefficients, noise", ""]
     for dataset in STUDIES:
         study += study_section(load, dataset, "lr", "scale learning rate x lambda")
+        study += study_section(load, dataset, "lambda-mid", "one more lambda in the setting of the front's "
+                                                            "lambda sweep")
         study += study_section(load, dataset, "ctrl", "the fine-tune alone (scales fixed at their 8-bit start, "
                                                       "quant_lr 0) at two weight learning rates")
         study += study_section(load, dataset, "finetune", "lambda with a longer fine-tune at frozen scales "

@@ -63,8 +63,6 @@ STUDIES["cifar10"] = {
            "--param", f"{LAM}=1.0e-4,3.0e-4,1.0e-3", "--param", "optim.quant_lr=3.0e-6,1.0e-5,3.0e-5"],
     "finetune": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
                  "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=5.0e-4,1.0e-3"],
-    "finetune-3bit": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
-                      "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=1.2e-3"],
     # seed 0 of this setting is the finetune study's lambda 5e-4 run
     "seeds": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
               "--set", "phases.1.epochs=1.5", "--set", "quant.weight.threshold=5.0e-4",
@@ -108,9 +106,6 @@ STUDIES["imagenette"] = {
     "lambda": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
                "--param", f"{LAM}=1.0e-4,3.0e-4"],
     "lambda-mid": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF, "--param", f"{LAM}=6.0e-4"],
-    "finetune": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", "--set", "phases.0.epochs=0.5", "--set",
-                 "phases.1={name: finetune, epochs: 1.5, freeze_quantizers: true, schedule: {kind: cosine}}",
-                 "--param", f"{LAM}=8.0e-4"],
 }
 OUTS.update({"imagenette-ptq": "runs/imagenette-ptq", "imagenette-lr": "runs/explore-imagenette-lr",
              "imagenette-ctrl": "runs/explore-imagenette-ctrl"})
