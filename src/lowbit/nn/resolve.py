@@ -20,6 +20,9 @@ from .spec import FLOAT, LAYER_TYPES, LayerOverride, QuantSpec
 
 TYPE_CLASSES = {"conv": (nn.Conv1d, nn.Conv2d), "conv1d": (nn.Conv1d,), "conv2d": (nn.Conv2d,),
                 "linear": (nn.Linear,)}
+# ``@conv`` / ``@linear`` (``@dense``) select layers by type, e.g. a threshold per layer type
+TYPE_PATTERNS = {"@conv": TYPE_CLASSES["conv"], "@linear": TYPE_CLASSES["linear"],
+                 "@dense": TYPE_CLASSES["linear"]}
 UNSUPPORTED = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding)
 
@@ -35,7 +38,10 @@ class LayerPlan:
     bias: Optional[QuantizerConfig]
 
 
-def _matches(pattern: str, name: str, first: str, last: str) -> bool:
+def _matches(pattern: str, name: str, first: str, last: str,
+             module: Optional[nn.Module] = None) -> bool:
+    if pattern in TYPE_PATTERNS:
+        return isinstance(module, TYPE_PATTERNS[pattern])
     if pattern == "@first":
         return name == first
     if pattern == "@last":
@@ -87,9 +93,9 @@ def check_patterns(model: nn.Module, spec: QuantSpec, cands: List[Tuple[str, nn.
     first, last = (cand_names[0], cand_names[-1]) if cand_names else ("", "")
     patterns = [o.pattern for o in spec.overrides] + list(spec.exclude)
     for pattern in patterns:
-        if any(_matches(pattern, n, first, last) for n in cand_names):
+        if any(_matches(pattern, n, first, last, m) for n, m in cands):
             continue
-        other = [n for n in all_names if _matches(pattern, n, first, last)]
+        other = [n for n, m in model.named_modules() if n and _matches(pattern, n, first, last, m)]
         if other:
             mod = dict(model.named_modules())[other[0]]
             parent = opaque_parent(model, other[0])
@@ -122,12 +128,13 @@ def plan_layers(model: nn.Module, spec: QuantSpec) -> List[LayerPlan]:
     first, last = (cands[0][0], cands[-1][0]) if cands else ("", "")
     plans = []
     for name, mod in cands:
-        if any(_matches(p, name, first, last) for p in spec.exclude):
+        if any(_matches(p, name, first, last, mod) for p in spec.exclude):
             continue
         weight, act, bias, skip = spec.weight, spec.act, spec.bias, False
         for o in spec.overrides:
-            if _matches(o.pattern, name, first, last):
+            if _matches(o.pattern, name, first, last, mod):
                 weight, act, skip = _apply(weight, o.weight), _apply(act, o.act), skip or o.skip
+                bias = _apply(bias, o.bias)
         if skip or (isinstance(mod, Add) and act is None):
             continue
         plans.append(LayerPlan(name, mod, weight, act, bias))

@@ -27,6 +27,7 @@ GRANULARITY_ALIASES = {"scalar": ("tensor", 0), "per_tensor": ("tensor", 0),
                        "column": ("channel", 1), "per_group": ("group", 0)}
 OBSERVERS = ("minmax", "percentile", "gaussian", "mse")
 FILL_ANCHORS = ("step", "range")
+SCALE_GRADS = ("ratio", "ste")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class QuantizerConfig:
       levels, so it halves when a bit-width drops) or ``range`` (q+; the step becomes
       q+ / levels, so the clip range moves continuously and only the step jumps).
     threshold/eps: the ratio threshold lambda and epsilon of the nested quantizer.
+    scale_grad: the nested scale's gradient: ``ratio`` (the thesis's ratio-threshold rule) or
+      ``ste`` (the plain straight-through gradient ``floor(P/s) - P/s`` of the same floor
+      quantizer, which leaves scales to the task loss and loss terms: the thesis's
+      "equivalent network without the nested quantization layer logic").
     """
 
     kind: str = "lsq"
@@ -77,6 +82,7 @@ class QuantizerConfig:
     fill_anchor: str = "step"
     threshold: float = 1e-3
     eps: float = 1e-8
+    scale_grad: str = "ratio"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -137,6 +143,9 @@ class QuantizerConfig:
                 raise ConfigError(f"nested threshold (lambda) must be > 0, got {self.threshold}")
             if not self.eps > 0:
                 raise ConfigError(f"nested eps must be > 0, got {self.eps}")
+            if self.scale_grad not in SCALE_GRADS:
+                raise ConfigError(f"nested scale_grad must be one of {', '.join(SCALE_GRADS)}, "
+                                  f"got {self.scale_grad!r}")
         if kind in ("dorefa", "log2") and self.granularity == "group":
             raise ConfigError(f"{kind} supports tensor or channel granularity, not group")
         if kind == "log2" and self.bits < 2:
