@@ -148,8 +148,8 @@ def float_twin(ex) -> nn.Module:
     from lowbit.export.rebuild import build_runtime
     from lowbit.export.runtime import DequantLayer, RuntimeAdd
 
-    def make(layer):
-        mod = RuntimeAdd(layer) if layer.op == "add" else DequantLayer(layer)
+    def make(layer, module=None):
+        mod = RuntimeAdd(layer) if layer.op == "add" else DequantLayer(layer, module=module)
         if layer.op == "add":
             mod.acts = nn.ModuleList([nn.Identity(), nn.Identity()])
         else:

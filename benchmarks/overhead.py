@@ -28,6 +28,16 @@ full-batch steps. That is the transient memory of a training step (saved activat
 temporaries) as the OS sees it, allocator caching included; it is not an exact tensor count.
 
     python benchmarks/overhead.py --out benchmarks/results/overhead.json
+
+``--many-shapes`` measures instead what compiling costs on a model with many distinct layer
+shapes (:mod:`many_shapes`, EfficientNet-B0-like): calibration, first-step and steady-state
+times and the total over the first ``--first-steps`` (50) steps, each configuration in a fresh
+process: eager; the fast kernels with their default policy (compile a signature once its
+eager calls have paid for it), inductor's on-disk cache cold and then warm; and compiling at
+the first call (``LOWBIT_COMPILE_BREAKEVEN=0``). Eager runs first and last (its spread is
+the noise)::
+
+    python benchmarks/overhead.py --many-shapes --out benchmarks/results/overhead-many-shapes.json
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from torch import nn
 import lowbit
 from lowbit.models import create_model
 from lowbit.nn import project_quantizers
-from lowbit.ops import set_exact_gradients
+from lowbit.ops import set_compile_breakeven, set_exact_gradients
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "overhead.json"
 # w4a4_lsq_exact: the same model with scale gradients bit-identical to eager autograd
@@ -75,7 +85,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal
-    return p.parse_args(argv)
+    p.add_argument("--many-shapes", action="store_true",
+                   help="compiled vs eager over the first steps of a model with many layer shapes")
+    p.add_argument("--first-steps", type=int, default=50, help="steps per --many-shapes run")
+    args = p.parse_args(argv)
+    if args.many_shapes and args.out == DEFAULT_OUT:
+        args.out = DEFAULT_OUT.with_name("overhead-many-shapes.json")
+    return args
 
 
 # ----- the models --------------------------------------------------------------------------------
@@ -289,11 +305,70 @@ def table(results: Dict[str, Dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+# ----- compile cost on many layer shapes ----------------------------------------------------------
+MANY_SHAPES_RUNS = (  # (name, LOWBIT_COMPILE, LOWBIT_COMPILE_BREAKEVEN, inductor cache)
+    ("eager", "0", None, None), ("compiled_cold_cache", "1", None, "fresh"),
+    ("compiled_warm_cache", "1", None, "reuse"), ("compile_at_first_call", "1", "0", "reuse"),
+    ("eager_again", "0", None, None))
+
+
+def _first_steps_run(compile_flag: str, breakeven: Optional[str], cache: str,
+                     args: argparse.Namespace) -> Dict[str, object]:
+    cmd = [sys.executable, str(Path(__file__).with_name("many_shapes.py")),
+           "--steps", str(args.first_steps)] + (["--threads", str(args.threads)] if args.threads else [])
+    env = dict(os.environ, LOWBIT_COMPILE=compile_flag, TORCHINDUCTOR_CACHE_DIR=cache)
+    env.pop("LOWBIT_COMPILE_BREAKEVEN", None)
+    if breakeven is not None:
+        env["LOWBIT_COMPILE_BREAKEVEN"] = breakeven
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1:])
+    raw = json.loads(proc.stdout.strip().splitlines()[-1])
+    steps = raw["step_s"]
+    return {"calibrate_s": raw["calibrate_s"], "first_step_s": steps[0],
+            "steady_step_ms": 1e3 * statistics.median(steps[10:]),
+            "total_s": raw["calibrate_s"] + sum(steps), "compile": raw["compile"],
+            "quantized_layers": raw["quantized_layers"],
+            "distinct_weight_shapes": raw["distinct_weight_shapes"]}
+
+
+def many_shapes(args: argparse.Namespace) -> Dict[str, object]:
+    import tempfile
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="lowbit-inductor-") as cache:
+        for name, flag, breakeven, how in MANY_SHAPES_RUNS:
+            path = os.path.join(cache, "inductor")  # created by the cold run, reused by the warm
+            results[name] = _first_steps_run(flag, breakeven, path, args)
+            print(f"  {name}: {results[name]['total_s']:.1f} s", file=sys.stderr, flush=True)
+    eager = [results["eager"]["total_s"], results["eager_again"]["total_s"]]
+    mean = statistics.mean(eager)
+    for r in results.values():
+        r["total_vs_eager"] = r["total_s"] / mean
+    default = ("compiled_cold_cache", "compiled_warm_cache")
+    return {"benchmark": "overhead_many_shapes", "model": "many_shapes (EfficientNet-B0-like)",
+            "input": [32, 3, 64, 64], "spec": "LSQ W4A4, per-channel weights",
+            "steps": args.first_steps, "eager_total_s": eager,
+            "target": f"default fast-kernel policy no slower than eager over the first "
+                      f"{args.first_steps} steps (calibration included; eager spread = noise)",
+            "target_met": all(results[n]["total_s"] <= max(eager) for n in default),
+            "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads or torch.get_num_threads(),
+                        "torch": torch.__version__, "load_average_1m": round(os.getloadavg()[0], 2)},
+            "note": args.note, "results": results}
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.many_shapes:
+        info = many_shapes(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(info, indent=2) + "\n")
+        print(json.dumps(info, indent=2))
+        return info
     lowbit.set_fast_kernels(bool(args.compile))
+    set_compile_breakeven(0)  # steady state: every signature compiled in warm-up
     if args.memory_probe:
         print(json.dumps(memory_probe(args.memory_probe, args)))
         return {}

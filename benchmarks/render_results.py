@@ -1,5 +1,5 @@
 """Render the benchmarks' JSON (benchmarks/results/*.json: overhead, data_loading, export_*,
-fuzz_packed) as results.md sections. Run after any of those benchmarks:
+fuzz_packed, fuzz_cli) as results.md sections. Run after any of those benchmarks:
 
     python benchmarks/render_results.py
 """
@@ -7,6 +7,7 @@ fuzz_packed) as results.md sections. Run after any of those benchmarks:
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -84,12 +85,57 @@ def parity(data: dict) -> str:
 
 def fuzz(data: dict) -> str:
     out = ", ".join(f"{k}: {v}" for k, v in data["outcomes"].items())
-    return "\n".join(["## Export: fuzzed packed loader", "",
-                      f"Command: `python benchmarks/fuzz_packed.py`. {data['files']:,} mutated files "
-                      f"(bit flips, truncation, extension, header and manifest edits, with and without "
-                      f"checksum verification): {out}; unexpected failures: {data['failure_count']}; "
-                      f"seconds per file: mean {data['seconds_per_file']['mean']:.3f}, "
-                      f"max {data['seconds_per_file']['max']:.2f} (limit {data['time_limit_s']} s)."])
+    rows = ["## Export: fuzzed packed loader", "",
+            f"Command: `python benchmarks/fuzz_packed.py`. {data['files']:,} mutated files "
+            f"(bit flips, truncation, extension, header and manifest edits, with and without "
+            f"checksum verification): {out}; unexpected failures: {data['failure_count']}; "
+            f"seconds per file: mean {data['seconds_per_file']['mean']:.3f}, "
+            f"max {data['seconds_per_file']['max']:.2f} (limit {data['time_limit_s']} s)."]
+    bombs, imports = data.get("bombs"), data.get("imports")
+    if bombs:
+        rows += ["", f"Size bombs: {bombs['cases']} files, each loaded in a forked process; peak "
+                 f"resident memory above its start vs the bound 4 x file size + {bombs['fixed_mb']} MiB "
+                 f"(decoded-size cap {bombs['cap_mb']} MiB in this run; the default is 1 GiB). "
+                 f"Bound exceeded, crashes or time-outs: {bombs['failure_count']}.", "",
+                 "| kind | outcomes | largest file MB | peak MB (max) | max of peak - 4 x file, MB | max s |",
+                 "|---|---|---|---|---|---|"]
+        for kind, r in bombs["by_kind"].items():
+            outs = ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
+            rows.append(f"| {kind} | {outs} | {r['max_file_mb']:.2f} | {r['max_peak_mb']:.1f} "
+                        f"| {r['max_peak_minus_4x_file_mb']:.1f} | {r['max_seconds']:.2f} |")
+        rows += ["", "bomb_arch: valid 1-bit MLPs re-signed with an architecture their tensors do not "
+                 "fit (refused before decoding); bomb_cap / bomb_valid: the same files under a cap "
+                 "below / above their decoded codes (8x the file at 1 bit); bomb_header: up to 1.5 MB "
+                 "of nested empty JSON lists in the header."]
+    if imports:
+        per = ", ".join(f"{k}: " + ", ".join(f"{o} {n}" for o, n in r["outcomes"].items())
+                        for k, r in imports["by_kind"].items())
+        imported = sum(r["imported"] for r in imports["by_kind"].values())
+        rows += ["", f"Import cases: {imports['cases']} files naming the module `lowbit_fuzz_canary` "
+                 f"(on `sys.path`, it leaves a marker when imported) as a packed model class, a "
+                 f"registry name, or a QONNX / ONNX node domain, loaded and run without "
+                 f"`allow_import` ({per}): imported {imported} times."]
+    return "\n".join(rows)
+
+
+def fuzz_cli(data: dict) -> str:
+    codes = ", ".join(f"exit {k}: {v}" for k, v in data["exit_codes"].items())
+    cmds = "; ".join(f"{c} " + ", ".join(f"{k}: {v}" for k, v in r.items()) for c, r in data["by_command"].items())
+    errors = "; ".join(f"{re.sub(r'/tmp/lowbit-fuzz-cli-[^/ ]+', 'TMP', k)}... ({v})"
+                       for k, v in list(data["common_errors"].items())[:6])
+    return "\n".join([
+        "## Command-line fuzz", "",
+        f"Command: `{data['command']}`. {data['cases']:,} command lines in-process from a grammar of "
+        f"valid and invalid recipe fields and values (`--set`), raw recipe files (binary, YAML "
+        f"tags, lists), output locations (new, an earlier run, a file, under a file, "
+        f"unwritable, `dir/`), devices, `--force`/`--resume`, and eval/export/report/sweep "
+        f"options on a tiny MNIST MLP recipe. {codes} ({cmds}); tracebacks: {data['tracebacks']}; "
+        f"other exit codes: {data['other_exit_codes']}; earlier run folders changed: "
+        f"{data['changed_folders']} of {data['pool_runs']} watched (hashed before and after every "
+        f"case; only `--force` may replace one; cases with an earlier run as `--out`: "
+        f"{', '.join(f'{k} {v}' for k, v in data.get('cases_on_earlier_runs', {}).items())}). "
+        f"{data['seconds']['total']:.0f} s in all, "
+        f"max {data['seconds']['max']:.1f} s a case. Most frequent errors: {errors}."])
 
 
 def overhead(data: dict) -> str:
@@ -101,6 +147,25 @@ def overhead(data: dict) -> str:
     for name, r in data["results"].items():
         rows.append(f"| {name} | {r['median_step_ms']:.0f} | {r['ratio_to_float']:.3f}x "
                     f"| {r['memory']['peak_mb']:.0f} |")
+    return "\n".join(rows)
+
+
+def overhead_many_shapes(data: dict) -> str:
+    r0 = next(iter(data["results"].values()))
+    rows = ["## Compiled fast kernels on a model with many layer shapes", "",
+            f"Command: `python benchmarks/overhead.py --many-shapes --threads 1`. {data['model']}: "
+            f"{r0['quantized_layers']} quantized layers of {r0['distinct_weight_shapes']} distinct "
+            f"weight shapes, input {data['input']}, {data['spec']}; each row a fresh process "
+            f"({data['machine']['torch_threads']} thread): `lowbit.calibrate` on one batch, then "
+            f"{data['steps']} training steps. Steady state: median of steps 11..{data['steps']}. "
+            f"Target: {data['target']} (met: {data['target_met']}). {data.get('note', '')}", "",
+            "| run | calibrate s | first step s | steady step ms | total s | vs eager | "
+            "signatures compiled | compile s |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in data["results"].items():
+        c = r["compile"]
+        rows.append(f"| {name} | {r['calibrate_s']:.2f} | {r['first_step_s']:.2f} | "
+                    f"{r['steady_step_ms']:.0f} | {r['total_s']:.1f} | {r['total_vs_eager']:.2f}x | "
+                    f"{c['signatures']} | {c['compile_seconds']:.1f} |")
     return "\n".join(rows)
 
 
@@ -118,8 +183,9 @@ def data_loading(data: dict) -> str:
 
 
 def main() -> int:
-    for name, render in (("overhead", overhead), ("data_loading", data_loading), ("export_sizes", sizes), ("export_latency", latency),
-                         ("export_parity", parity), ("fuzz_packed", fuzz)):
+    for name, render in (("overhead", overhead), ("overhead-many-shapes", overhead_many_shapes),
+                         ("data_loading", data_loading), ("export_sizes", sizes), ("export_latency", latency),
+                         ("export_parity", parity), ("fuzz_packed", fuzz), ("fuzz_cli", fuzz_cli)):
         data = _load(name)
         if data is not None:
             update_section(name, render(data))

@@ -137,3 +137,12 @@ def test_sweep_argument_errors(tmp_path):
         parse_seeds("0,a")
     with pytest.raises(ConfigError, match="distinct"):
         parse_seeds("1,1")
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe", b"[1]", b"{}", b"{not json"])
+def test_a_damaged_trial_metrics_file_is_one_line(tmp_path, content):
+    from lowbit.sweep import _read_metrics
+
+    (tmp_path / "metrics.json").write_bytes(content)
+    with pytest.raises(ConfigError, match="metrics.json"):
+        _read_metrics(tmp_path / "metrics.json")

@@ -34,8 +34,10 @@ from torch import nn
 
 from .nn.control import quantizers_disabled
 from .nn.graph import example_input_for, find_bn_pairs
+from .nn.inputs import first_tensor, model_device, run_model
 from .nn.layers import Add
 from .nn.modules import QuantAdd, QuantMixin
+from .nn.resolve import UNSUPPORTED
 from .quantizers.base import Quantizer
 
 FLOAT_BITS = 32
@@ -95,6 +97,7 @@ class ModelCost:
     other_float_bytes: int
     float32_bytes: int
     input_shape: List[int] = field(default_factory=list)
+    float_modules: List[Dict[str, object]] = field(default_factory=list)  # see float_modules()
 
     @property
     def weight_bits_total(self) -> int:
@@ -126,7 +129,7 @@ class ModelCost:
                 "act_bits_total": self.act_bits_total, "act_bits_max": self.act_bits_max,
                 "size_bytes_packed": self.size_bytes_packed, "other_float_bytes": self.other_float_bytes,
                 "float32_bytes": self.float32_bytes, "compression": self.compression,
-                "input_shape": self.input_shape}
+                "input_shape": self.input_shape, "float_modules": self.float_modules}
 
 
 def _act_storage(q: Optional[Quantizer]):
@@ -148,10 +151,10 @@ def _weight_storage(q: Optional[Quantizer], w: torch.Tensor):
             st["scale"] + st["zero_point"] + st["bits"])
 
 
-def _input_sizes(model: nn.Module, x: torch.Tensor) -> Dict[str, List[int]]:
+def _input_sizes(model: nn.Module, x) -> Dict[str, List[int]]:
     """Per-sample element count of each input of every Conv/Linear/Add, from one forward pass."""
     sizes: Dict[str, List[int]] = {}
-    batch = max(x.shape[0], 1)
+    batch = max(first_tensor(x).shape[0], 1)
 
     def record(name: str, args) -> None:  # a pre-hook must return None to keep its input
         sizes.setdefault(name, [a.numel() // batch for a in args if isinstance(a, torch.Tensor)])
@@ -164,7 +167,7 @@ def _input_sizes(model: nn.Module, x: torch.Tensor) -> Dict[str, List[int]]:
     try:
         model.eval()
         with torch.no_grad(), quantizers_disabled(model):
-            model(x.to(next((p.device for p in model.parameters()), x.device)))
+            run_model(model, x, model_device(model))
     finally:
         model.train(was_training)
         for h in handles:
@@ -215,9 +218,10 @@ def _float_bytes(model: nn.Module, skip_prefixes: List[str], skip_keys: set) -> 
     return total
 
 
-def account(model: nn.Module, example_input: Optional[torch.Tensor] = None, *,
+def account(model: nn.Module, example_input=None, *,
             fold_bn: bool = False) -> ModelCost:
-    """Measure ``model`` (float or prepared) for one input of ``example_input``'s shape.
+    """Measure ``model`` (float or prepared) for one input of ``example_input``'s shape
+    (a tensor, or a tuple / dict of inputs, see :mod:`lowbit.nn.inputs`).
 
     ``fold_bn`` counts batch norms that follow a Conv/Linear as folded into it (their tensors
     vanish; per-tensor weight scales become per-channel), as ``convert(fold_bn=True)`` and the
@@ -241,4 +245,33 @@ def account(model: nn.Module, example_input: Optional[torch.Tensor] = None, *,
             by_name[layer_name].folded_bn = bn_name
             folded.append(bn_name + ".")
     return ModelCost(layers, _float_bytes(model, folded, layer_keys),
-                     _float_bytes(model, [], set()), list(x.shape))
+                     _float_bytes(model, [], set()), list(first_tensor(x).shape),
+                     float_modules(model))
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
+
+
+def _float_reason(mod: nn.Module) -> str:
+    if isinstance(mod, nn.MultiheadAttention):
+        return ("nn.MultiheadAttention computes its projections without calling nn.Linear "
+                "modules; build attention from nn.Linear layers to quantize it")
+    if isinstance(mod, UNSUPPORTED):
+        return f"lowbit does not quantize {type(mod).__name__}"
+    return (f"{type(mod).__name__} is not a subclass of nn.Conv1d/Conv2d/Linear; lowbit "
+            "quantizes only those (replace it by nn.Linear to quantize it)")
+
+
+def float_modules(model: nn.Module) -> List[Dict[str, object]]:
+    """Modules whose own parameters stay float32 although they compute like a layer
+    (embeddings, attention without nn.Linear, recurrent layers, custom dense classes), with
+    why. Conv/Linear layers (float or not) are in the layer table; norms are not listed."""
+    rows = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, (Quantizer, Add) + _LAYER_TYPES + _NORMS):
+            continue
+        params = sum(p.numel() for p in mod.parameters(recurse=False))
+        if params:
+            rows.append({"name": name, "type": type(mod).__name__, "params": params,
+                         "reason": _float_reason(mod)})
+    return rows

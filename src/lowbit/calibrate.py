@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DataError
+from .nn.inputs import batch_inputs, run_model
 from .nn.prepare import act_quantizers, prepare, weight_quantizers
 from .nn.spec import QuantSpec
 from .quantizers.dorefa import DoReFaQuantizer
@@ -36,12 +37,11 @@ __all__ = ["calibrate", "calibrate_weights", "ptq", "Observer"]
 
 
 def _inputs(batch):
-    """The model input of a loader item: the tensor itself or the first element of a tuple."""
-    if isinstance(batch, torch.Tensor):
-        return batch
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
-        return batch[0]
-    raise DataError(f"calibration batches must be tensors or (inputs, targets) tuples, got {type(batch).__name__}")
+    """The model input of a loader item (see :func:`lowbit.nn.inputs.batch_inputs`)."""
+    try:
+        return batch_inputs(batch)
+    except ConfigError as exc:
+        raise DataError(f"calibration {exc}") from None
 
 
 def calibrate_weights(model: nn.Module, observer: Optional[str] = None) -> int:
@@ -85,7 +85,7 @@ def calibrate(model: nn.Module, loader: Iterable, batches: Optional[int] = None,
         for i, batch in enumerate(loader):
             if batches is not None and i >= batches:
                 break
-            model(_inputs(batch).to(device))
+            run_model(model, _inputs(batch), device)
             seen += 1
             if verbose:
                 print(f"\rcalibrating: batch {seen}{'/' + str(batches) if batches else ''}",
@@ -100,6 +100,11 @@ def calibrate(model: nn.Module, loader: Iterable, batches: Optional[int] = None,
             print(file=sys.stderr)
     if seen == 0:
         raise DataError("the calibration loader yielded no batches; give it at least one batch of data")
+    never = sorted({name.split("[")[0] for name, _ in targets if observers[name].lo is None})
+    if never:
+        raise DataError(f"layer(s) {', '.join(never[:8])} never ran during calibration (the "
+                        "model's forward did not call them on these batches); calibrate with "
+                        "inputs that reach them, or leave them out (QuantSpec(exclude=[...]))")
     for name, q in targets:
         q.calibrate_from(*observers[name].compute())
 

@@ -7,7 +7,6 @@ and exit code 2; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -19,6 +18,7 @@ EPILOGS = {
   lowbit train recipes/resnet20-cifar10-w4a4.yaml --out runs/w4a4
   lowbit train resnet20-cifar10-w4a4 --set phases.0.epochs=1 --set data.train_limit=5000 --out runs/quick
   lowbit train recipes/resnet20-cifar10.yaml --out runs/fp32 --resume      # continue after a crash
+  lowbit train my-model.yaml --allow-import --out runs/mine  # model: {factory: "mypkg.models:build"}
   torchrun --nproc_per_node=2 -m lowbit train mlp-mnist --out runs/ddp     # multi-process""",
     "eval": """examples:
   lowbit eval runs/w4a4                  # the trained model of a run folder
@@ -46,8 +46,25 @@ EPILOGS = {
 }
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (``--limit 0`` or ``-5`` is an error, not ignored)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="dataset root (default: $LOWBIT_DATA, then ../shared/data)")
+
+
+def _add_allow_import(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--allow-import", action="store_true",
+                   help=f"let {what} import code of your Python environment (a recipe's "
+                        "model.factory, a packed file's own model class); off by default")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,19 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set optim.lr=0.05 --set phases.1.epochs=3")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run in OUT")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run in OUT once the new one has trained its first epoch")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_allow_import(p, "the recipe")
     _add_data_dir(p)
 
     p = mk("eval", "evaluate a trained run or an exported file on its test set")
     p.add_argument("target", help="a run folder written by `lowbit train`, or a .lowbit/.onnx file")
     p.add_argument("--dataset", help="dataset of an exported file (default: the one it records)")
-    p.add_argument("--limit", type=int, help="evaluate the first N test images only")
+    p.add_argument("--limit", type=_positive_int, help="evaluate the first N test images only")
     p.add_argument("--executor", default="integer", choices=["integer", "fake_quant", "both"],
                    help="how to run a packed file (default: integer)")
-    p.add_argument("--allow-import", action="store_true",
-                   help="let a packed file of your own model class import that class")
+    _add_allow_import(p, "the run or file")
     _add_data_dir(p)
 
     p = mk("export", "export a trained run (or a packed file) as packed, ONNX or QONNX")
@@ -95,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
                         "Clip; onnxruntime cannot run 4-bit Q/DQ next to MaxPool)")
     p.add_argument("--int32-bias", action="store_true",
                    help="int32 biases (integer-runtime form; rounds biases, see docs/export.md)")
+    _add_allow_import(p, "the run or file")
     _add_data_dir(p)
 
     p = mk("sweep", "train recipes over a grid or a search space (Optuna) and seeds; mean +- "
@@ -107,12 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the trials, study.db and sweep.json")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a fixed override applied to every trial")
-    p.add_argument("--trials", type=int, help="number of trials (default: the whole grid)")
+    p.add_argument("--trials", type=_positive_int, help="number of trials (default: the whole grid)")
     p.add_argument("--seeds", help="train every point at each of these seeds, e.g. 0,1,2 (sets the "
                                    "recipe's seed; results give mean and standard error)")
     p.add_argument("--objective", dest="objectives", action="append", metavar="NAME",
                    help="top1, size, or NAME:min/NAME:max from metrics.json (default: top1 and size)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_allow_import(p, "the recipe")
     _add_data_dir(p)
 
     mk("models", "list the registered models with their parameter counts")
@@ -126,17 +146,11 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> int:
     from .train import Trainer, load_recipe
 
-    out = Path(args.out)
     recipe = load_recipe(args.recipe, args.overrides)
-    if (out / "checkpoint.pt").exists() and not args.resume:
-        if not args.force:
-            raise LowbitError(f"{out} already holds a run (checkpoint.pt); use --resume to continue "
-                              "it, --force to overwrite it, or another --out")
-        shutil.rmtree(out)
-    if args.resume and not (out / "checkpoint.pt").exists():
-        raise LowbitError(f"nothing to resume: {out / 'checkpoint.pt'} does not exist")
-    Trainer(recipe, out, resume=args.resume, data_dir=args.data_dir, verbose=not args.quiet,
-            device=args.device).run()
+    # the folder is checked and locked first; --force replaces the old run at the new one's first write
+    Trainer(recipe, Path(args.out), resume=args.resume, data_dir=args.data_dir,
+            verbose=not args.quiet, device=args.device, force=args.force,
+            allow_import=args.allow_import).run()
     return 0
 
 
@@ -152,7 +166,8 @@ def cmd_eval(args) -> int:
                                         limit=args.limit, executor=args.executor,
                                         allow_import=args.allow_import)))
         return 0
-    run = load_run(args.target, args.data_dir, require_done=False)
+    run = load_run(args.target, args.data_dir, require_done=False, test_limit=args.limit,
+                   allow_import=args.allow_import)
     res = evaluate(run.model, run.data.test_loader)
     print(f"{run.path}: top-1 {res['top1']:.2f}% on {res['n']} {run.recipe.data.dataset} test "
           f"images (loss {res['loss']:.4f})")
@@ -161,10 +176,12 @@ def cmd_eval(args) -> int:
 
 def cmd_export(args) -> int:
     from .export.commands import export_target
+    from .files import check_output_file
 
+    check_output_file(args.out)  # before the run is loaded and converted
     s = export_target(args.target, args.format, args.out, fold_bn=args.fold_bn, opset=args.opset,
                       int4=args.int4, int32_bias=args.int32_bias, int4_acts=args.int4_acts,
-                      data_dir=args.data_dir)
+                      data_dir=args.data_dir, allow_import=args.allow_import)
     print(f"wrote {s['path']} ({args.format}, {s['file_bytes']:,} bytes; float32 weights "
           f"{s['float32_bytes']:,} bytes)")
     return 0
@@ -201,19 +218,15 @@ def cmd_recipes(args) -> int:
 
 
 def cmd_report(args) -> int:
-    import json
+    from .files import write_text
+    from .report import read_report, render_markdown
+    from .train.folder import FolderLock
 
-    from .report import render_markdown
-    from .train.outputs import write_text
-
-    path = Path(args.run) / "report.json"
-    if not path.is_file():
-        raise LowbitError(f"{path} does not exist; run `lowbit train ... --out {args.run}` first")
-    try:
-        report = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise LowbitError(f"{path} is not valid JSON: {exc}") from None
-    write_text(Path(args.run) / "report.md", render_markdown(report))
+    if not Path(args.run).is_dir():
+        raise LowbitError(f"{args.run} is not a run folder (expected the --out folder of `lowbit train`)")
+    with FolderLock(args.run, what="run folder"):  # not while a run writes there
+        report = read_report(Path(args.run) / "report.json", args.run)
+        write_text(Path(args.run) / "report.md", render_markdown(report))
     print(f"wrote {Path(args.run) / 'report.md'}")
     return 0
 
@@ -224,7 +237,8 @@ def cmd_sweep(args) -> int:
     sweep = Sweep(args.recipes, [parse_param(p) for p in args.params], Path(args.out),
                   overrides=args.overrides, objectives=args.objectives or ["top1", "size"],
                   trials=args.trials, data_dir=args.data_dir, verbose=not args.quiet,
-                  seeds=parse_seeds(args.seeds) if args.seeds else None)
+                  seeds=parse_seeds(args.seeds) if args.seeds else None,
+                  allow_import=args.allow_import)
     summary = sweep.run()
     print(f"{len(summary['trials'])} runs, {len(summary['points'])} points; top-1 % (mean "
           f"± standard error over seeds):")

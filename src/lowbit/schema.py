@@ -20,6 +20,7 @@ lowbit.errors.ConfigError: lr: expected a number, got 'fast'
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from typing import Any, Dict, List, Mapping, Union
 
@@ -28,6 +29,7 @@ import yaml
 from .errors import ConfigError, LowbitError, unknown_name
 
 _NONE = type(None)
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _join(path: str, key: Any) -> str:
@@ -80,6 +82,8 @@ def _scalar(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-5 (no dot) as a string
         raise ConfigError(f"{path}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -43,9 +43,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import yaml
 
 from .errors import ConfigError
+from .files import check_output_folder
+from .models.user import check_import_allowed
 from .report.aggregate import aggregate_points, history_curves
 from .report.pareto import pareto_front, save_pareto_plot  # noqa: F401 (pareto_front: public here too)
 from .report.plots import save_curves_plot
+from .train.folder import FolderLock
 from .train.loop import Trainer
 from .train.outputs import write_json
 from .train.recipe import load_recipe
@@ -157,7 +160,7 @@ def point(run: str, params: Dict[str, Any], metrics: Dict[str, Any]) -> Dict[str
 
 def read_run(run_dir: Path, label: Optional[str], values: Dict[str, Any], seed: Optional[int]) -> Dict[str, Any]:
     """The sweep row of a finished run folder (metrics.json and report.json)."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = _read_metrics(run_dir / "metrics.json")
     report = json.loads((run_dir / "report.json").read_text())
     return {"run": str(run_dir), "recipe": label, "params": values, "seed": seed,
             **point(str(run_dir), values, metrics),
@@ -171,6 +174,18 @@ def objective_value(metrics: Dict[str, Any], name: str) -> float:
     if name not in metrics:
         raise ConfigError(f"objective {name!r} is not in metrics.json; available: {', '.join(metrics)}")
     return float(metrics[name])
+
+
+def _read_metrics(path: Path) -> Dict[str, Any]:
+    """A trial's metrics.json; a damaged one is a one-line error naming the trial folder."""
+    try:
+        metrics = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({str(exc)[:80]}); delete {path.parent} to rerun "
+                          "that trial") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("top1"), (int, float)):
+        raise ConfigError(f"{path} is not a lowbit metrics.json; delete {path.parent} to rerun that trial")
+    return metrics
 
 
 @dataclass
@@ -187,6 +202,7 @@ class Sweep:
     verbose: bool = True
     seed: int = 0
     seeds: Optional[List[int]] = None
+    allow_import: bool = False  # a recipe's model.factory imports your code
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -206,7 +222,9 @@ class Sweep:
             raise ConfigError("a sweep with a range parameter (log:, float:, int:) needs --trials")
         self._objs = [parse_objective(o) for o in self.objectives]
         for r in self.recipes:
-            self._load(r, [s for p in self.params for s in self._example_override(p)])
+            recipe = self._load(r, [s for p in self.params for s in self._example_override(p)])
+            if recipe.model.factory is not None:  # refuse before any run exists
+                check_import_allowed(recipe.model.factory, self.allow_import, "model factory")
 
     def _load(self, recipe: str, sets: List[str]):
         return load_recipe(recipe, self.overrides + sets)
@@ -234,7 +252,7 @@ class Sweep:
                                   "another --out or remove that folder")
         else:
             Trainer(recipe, run_dir, resume=(run_dir / "checkpoint.pt").is_file(),
-                    data_dir=self.data_dir, verbose=self.verbose).run()
+                    data_dir=self.data_dir, verbose=self.verbose, allow_import=self.allow_import).run()
         return read_run(run_dir, label, values, seed)
 
     def _say(self, text: str) -> None:
@@ -242,9 +260,11 @@ class Sweep:
             print(text, flush=True)
 
     def run(self) -> Dict[str, Any]:
+        check_output_folder(self.out)  # before any run trains
         self.out.mkdir(parents=True, exist_ok=True)
-        rows = self._run_grid() if self.is_grid else self._run_search()
-        return self.summarize(rows)
+        with FolderLock(self.out):  # one sweep per folder at a time
+            rows = self._run_grid() if self.is_grid else self._run_search()
+            return self.summarize(rows)
 
     def plan(self) -> List[Tuple[Optional[int], str, Dict[str, Any], str]]:
         """The grid's runs in training order: (seed, recipe label, values, run folder name)."""

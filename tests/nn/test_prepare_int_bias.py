@@ -90,3 +90,23 @@ def test_prepare_refuses_batch_norms_that_are_not_folded_yet():
     with pytest.raises(ConfigError, match="fold them first"):
         prepare(model, QuantSpec(weight=W, act=A, int_bias=True))
     prepare(fold_batchnorm(model), QuantSpec(weight=W, act=A, int_bias=True))
+
+
+def test_unfolded_batch_norms_are_refused_on_any_model():
+    """Not only registry models: a plain conv -> BN Sequential is refused, traced when an
+    example input is given, and accepted once folded."""
+    from torch import nn
+
+    from lowbit.fold import fold_batchnorm
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 2))
+    spec = QuantSpec(weight=W, act=A, int_bias=True)
+    with pytest.raises(ConfigError, match="has 1 batch norm\\(s\\) \\(e.g. 1\\) .*example_input"):
+        prepare(model, spec)
+    x = torch.zeros(1, 3, 8, 8)
+    with pytest.raises(ConfigError, match="1 batch norm\\(s\\) still follow quantized layers \\(e.g. 1 after 0\\)"):
+        prepare(model, spec, example_input=x)
+    prepare(fold_batchnorm(model, x), spec)
+    bn_first = nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3))  # a BN on the input folds nowhere
+    prepare(bn_first, spec, example_input=x)

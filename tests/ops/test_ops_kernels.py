@@ -14,17 +14,21 @@ import torch
 
 from lowbit.ops import (clip_round, fake_quantize, fast_clip_round, fast_fake_quantize,
                         fast_kernels_enabled, set_fast_kernels)
+from lowbit.ops import compiled as policy
 from lowbit.ops import kernels
+from lowbit.ops.compiled import set_compile_breakeven
 
 
 @pytest.fixture(params=[True, False], ids=["exact", "fused"])
 def compiled(request):
     set_fast_kernels(True)
+    set_compile_breakeven(0)  # compile at the first call
     kernels.set_exact_gradients(request.param)
     try:
         yield request.param
     finally:
         set_fast_kernels(None)
+        set_compile_breakeven(None)
         kernels.set_exact_gradients(None)
 
 
@@ -125,3 +129,79 @@ def test_env_default_is_off_in_the_test_session(monkeypatch):
     assert not fast_kernels_enabled()
     monkeypatch.setenv("LOWBIT_COMPILE", "1")
     assert fast_kernels_enabled() or kernels._state["failed"]
+
+
+def test_one_graph_per_kernel_signature_not_per_layer_shape():
+    """Layers of every shape and memory format share the compiled graphs of their signature
+    (per tensor: 1-D, per channel: 2-D); past the cap, new signatures run eagerly."""
+    set_fast_kernels(True)
+    set_compile_breakeven(0)
+    try:
+        shapes = [((24, 16, 3, 3), (24, 1, 1, 1), torch.contiguous_format),
+                  ((40, 1, 5, 5), (40, 1, 1, 1), torch.contiguous_format),   # depthwise
+                  ((32, 24, 1, 1), (32, 1, 1, 1), torch.channels_last),      # 1x1, channels_last
+                  ((10, 48), (10, 1), torch.contiguous_format),              # linear
+                  ((4, 8, 7, 7), (), torch.channels_last),                   # activation
+                  ((2, 5, 12), (), torch.contiguous_format)]                 # transformer act
+        before = set(policy._signatures.get("forward", set()))
+        for xs, ss, fmt in shapes:
+            x = torch.randn(xs).contiguous(memory_format=fmt) if len(xs) == 4 else torch.randn(xs)
+            s = torch.rand(ss) + 0.1
+            y = fast_fake_quantize(x, s, torch.zeros(ss), -8, 7)
+            assert torch.equal(y, fake_quantize(x, s, torch.zeros(ss), -8, 7))
+            assert y.stride() == x.stride()
+        if kernels._state["failed"]:
+            pytest.skip("fast kernels unavailable on this machine (compiler failed earlier)")
+        assert len(policy._signatures["forward"] - before) <= 2  # whatever the layer shapes
+        eager = policy.compile_stats["eager_calls"]
+        old_max = policy.max_signatures
+        policy.max_signatures = lambda: 0  # as if the cap were reached
+        try:
+            x, s, z = torch.randn(3, 4, 5).double(), torch.tensor(0.1).double(), torch.tensor(0.0).double()
+            y = fast_fake_quantize(x, s, z, -8, 7)  # float64: a signature not compiled yet
+            assert torch.equal(y, fake_quantize(x, s, z, -8, 7))
+            assert policy.compile_stats["eager_calls"] == eager + 1
+        finally:
+            policy.max_signatures = old_max
+    finally:
+        set_fast_kernels(None)
+        set_compile_breakeven(None)
+
+
+def test_a_signature_compiles_only_after_its_eager_calls_paid_for_it():
+    set_fast_kernels(True)
+    set_compile_breakeven(3600.0)  # an hour of eager time first: nothing compiles here
+    try:
+        x, s = torch.randn(7, 9, 11), torch.tensor(0.05)
+        n = policy.compile_stats["signatures"]
+        for _ in range(3):
+            assert torch.equal(fast_fake_quantize(x, s, torch.tensor(0.0), -4, 3),
+                               fake_quantize(x, s, torch.tensor(0.0), -4, 3))
+        assert policy.compile_stats["signatures"] == n
+        key = next(k for k in policy._eager_seconds if k[0] == "forward")
+        assert policy._eager_seconds[key] > 0
+    finally:
+        set_fast_kernels(None)
+        set_compile_breakeven(None)
+
+
+@pytest.mark.parametrize("xs,ss,est,need_z,fmt", CASES[:1])
+def test_switching_from_eager_loops_to_compiled_moves_no_bit(xs, ss, est, need_z, fmt):
+    """Before break-even a signature runs the same loops eagerly: values and every gradient,
+    fused scale gradients included, equal the compiled ones bit for bit."""
+    torch.manual_seed(0)
+    x = torch.randn(xs).contiguous(memory_format=fmt)
+    s, z, g = torch.rand(ss) * 0.2 + 0.05, torch.zeros(ss), torch.randn(xs)
+    set_fast_kernels(True)
+    try:
+        set_compile_breakeven(3600.0)
+        eager = _run(fast_fake_quantize, x, s, z, -8, 7, est, g, need_z)
+        set_compile_breakeven(0)
+        fast = _run(fast_fake_quantize, x, s, z, -8, 7, est, g, need_z)
+        if kernels._state["failed"]:
+            pytest.skip("fast kernels unavailable on this machine (compiler failed earlier)")
+        for a, b in zip(eager, fast):
+            assert (a is None and b is None) or torch.equal(a, b)
+    finally:
+        set_fast_kernels(None)
+        set_compile_breakeven(None)

@@ -59,3 +59,27 @@ def test_rng_state_restores_every_generator():
     set_rng_state(state)
     b = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_damaged_checkpoints_say_so_without_torchs_unsafe_advice(tmp_path):
+    """An empty file crashed resume/eval/export with an IndexError; torch's message advised
+    ``weights_only=False``, which would run code from the file."""
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty"):
+        load_checkpoint(empty)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "lowbit.checkpoint/1", "x": Evil()}, evil)
+    for path in (evil, tmp_path / "garbage.pt"):
+        if not path.exists():
+            path.write_bytes(b"\x80\x02garbage")
+        with pytest.raises(CheckpointError) as exc:
+            load_checkpoint(path)
+        assert "weights_only" not in str(exc.value) and "damaged" in str(exc.value)
+
+
+def test_a_checkpoint_missing_its_model_or_recipe_is_damaged(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"recipe": {}, "state": {}})
+    with pytest.raises(CheckpointError, match="no model entry"):
+        load_checkpoint(path, required=("recipe", "model"))

@@ -33,11 +33,42 @@ def test_tiny_recipe_builds_frozen_dataclasses():
     ("data.batch_size=-1", "data.batch_size must be > 0"),
     ("phases.0.quantize_acts=maybe", "expected true or false"),
     ("noequals", "--set expects key=value"),
+    # silently accepted before: these reversed gradients, made learning rates negative, or
+    # crashed deep inside torch
+    ("optim.momentum=-1", "optim.momentum must be in [0, 1), got -1.0"),
+    ("optim.grad_clip=-1", "optim.grad_clip (the largest gradient norm; null for none) must be > 0"),
+    ("phases.0.schedule.gamma=0", "schedule.gamma (the step decay factor) must be > 0"),
+    ("phases.0.schedule.gamma=-0.5", "schedule.gamma (the step decay factor) must be > 0"),
+    ("phases.0.schedule.final_lr_ratio=-1", "schedule.final_lr_ratio must be >= 0"),
+    ("phases.0.schedule.milestones=[0.9,0.2]", "milestones are increasing fractions"),
+    ("seed=-1", "seed must be in 0..4294967295, got -1"),
+    ("seed=99999999999999999999", "seed must be in 0..4294967295"),
+    ("model.num_classes=0", "model.num_classes must be > 0, got 0"),
+    ("model.in_channels=0", "model.in_channels must be > 0, got 0"),
 ])
 def test_bad_values_are_named_by_path(override, message):
     with pytest.raises(ConfigError, match=None) as exc:
         recipe_from_dict(tiny_recipe(), [override])
     assert message in str(exc.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["quant.weight.kind=learned_range", "quant.weight.bits_min=1", "quant.weight.bits=2"],
+     "learned_range needs bits_min >= 2 for signed values"),
+    (["quant.weight.kind=nested", "quant.weight.bits=1"], "nested bits (the clip width) must be >= 2"),
+])
+def test_one_bit_grids_without_levels_are_refused(overrides, message):
+    """learned_range at bits_min=1 divided by zero; nested at 1 bit reported NaN as bad data."""
+    with pytest.raises(ConfigError) as exc:
+        recipe_from_dict(tiny_recipe(), overrides)
+    assert message in str(exc.value)
+
+
+def test_a_binary_recipe_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(ConfigError, match="not a recipe \\(binary data"):
+        load_recipe(str(path))
 
 
 def test_set_overrides_apply_and_validate():

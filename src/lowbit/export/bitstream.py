@@ -88,8 +88,58 @@ def pack_matrix(u: np.ndarray, bits: np.ndarray) -> np.ndarray:
     return np.packbits(stream, bitorder="little")
 
 
+CHUNK_BITS = 1 << 23  # bits unpacked at a time: bounds the temporary memory of decoding
+
+
+def unsigned_container(width: int) -> np.dtype:
+    """The smallest unsigned dtype holding ``width``-bit stored offsets."""
+    return np.dtype(np.uint8) if width <= 8 else np.dtype(np.uint16)
+
+
+def code_dtype(width: int, signed: bool) -> np.dtype:
+    """The smallest signed dtype holding every code of slices up to ``width`` bits.
+
+    >>> [str(code_dtype(b, s)) for b, s in ((8, True), (8, False), (16, True), (16, False))]
+    ['int8', 'int16', 'int16', 'int32']
+    """
+    limit = width if signed else width + 1  # an unsigned b-bit code needs b + 1 signed bits
+    return np.dtype(np.int8) if limit <= 8 else np.dtype(np.int16) if limit <= 16 else np.dtype(np.int32)
+
+
+def _unpack_run(buf: np.ndarray, bit_offset: int, count: int, bits: int, out: np.ndarray) -> None:
+    """Decode ``count`` codes of ``bits`` bits from bit ``bit_offset`` into ``out`` (1-D), a
+    chunk at a time (never more than CHUNK_BITS unpacked bits in memory)."""
+    step = max(8, CHUNK_BITS // bits // 8 * 8)
+    for start in range(0, count, step):
+        n = min(step, count - start)
+        lo = bit_offset + start * bits
+        raw = np.unpackbits(buf[lo // 8:(lo + n * bits + 7) // 8], bitorder="little")
+        planes = raw[lo % 8:lo % 8 + n * bits].reshape(n, bits)  # (n, bits) LSB first
+        acc = planes[:, 0].astype(out.dtype)
+        for i in range(1, bits):
+            acc |= planes[:, i].astype(out.dtype) << i
+        out[start:start + n] = acc
+
+
+def _unpack_group(buf, bit_offset: int, bits: np.ndarray, per_slice: int, out: np.ndarray) -> None:
+    """Decode consecutive small slices of different bit-widths at once: (g, per_slice) ``out``."""
+    width = int(bits.max())
+    total = int(bits.sum()) * per_slice
+    raw = np.unpackbits(buf[bit_offset // 8:(bit_offset + total + 7) // 8], bitorder="little")
+    stream = raw[bit_offset % 8:bit_offset % 8 + total]
+    planes = np.zeros((bits.size, per_slice, width), dtype=np.uint8)
+    valid = np.arange(width)[None, None, :] < bits[:, None, None]
+    planes[np.broadcast_to(valid, planes.shape)] = stream
+    acc = planes[:, :, 0].astype(out.dtype)
+    for i in range(1, width):
+        acc |= planes[:, :, i].astype(out.dtype) << i
+    out[...] = acc
+
+
 def unpack_matrix(buf: np.ndarray, bits: np.ndarray, per_slice: int) -> np.ndarray:
-    """Inverse of :func:`pack_matrix`: (S, per_slice) uint32 codes; checks the byte count."""
+    """Inverse of :func:`pack_matrix`: (S, per_slice) stored offsets in the smallest unsigned
+    dtype (uint8 up to 8 bits); checks the byte count first. Memory: the result plus a
+    bounded chunk, whatever the tensor size."""
     bits = _check_bits(bits)
     buf = np.asarray(buf, dtype=np.uint8).reshape(-1)
     need = stream_nbytes(bits, per_slice)
@@ -97,15 +147,24 @@ def unpack_matrix(buf: np.ndarray, bits: np.ndarray, per_slice: int) -> np.ndarr
         raise FormatError(f"packed codes hold {buf.size} bytes but {bits.size} slices of "
                           f"{per_slice} codes at bits {sorted(set(bits.tolist()))} need {need}; "
                           "the file is truncated or corrupt")
+    out = np.zeros((bits.size, per_slice), dtype=unsigned_container(int(bits.max(initial=1))))
     if bits.size == 0 or per_slice == 0:
-        return np.zeros((bits.size, per_slice), dtype=np.uint32)
-    width = int(bits.max())
-    total = int(bits.sum()) * per_slice
-    stream = np.unpackbits(buf, bitorder="little")[:total]
-    valid = np.arange(width)[None, None, :] < bits[:, None, None]
-    planes = np.zeros((bits.size, per_slice, width), dtype=np.uint32)
-    planes[np.broadcast_to(valid, planes.shape)] = stream
-    return (planes << np.arange(width, dtype=np.uint32)).sum(axis=2, dtype=np.uint32)
+        return out
+    if bool((bits == bits[0]).all()):  # one run of equal-width codes
+        _unpack_run(buf, 0, bits.size * per_slice, int(bits[0]), out.reshape(-1))
+        return out
+    offsets = np.concatenate([[0], np.cumsum(bits * per_slice)])
+    width, s = int(bits.max()), 0
+    per_group = max(1, CHUNK_BITS // (8 * per_slice * width))  # planes cost 8 bits per bit
+    while s < bits.size:
+        if per_slice * width * 8 > CHUNK_BITS:  # big slices: one equal-width run each
+            _unpack_run(buf, int(offsets[s]), per_slice, int(bits[s]), out[s])
+            s += 1
+            continue
+        e = min(bits.size, s + per_group)
+        _unpack_group(buf, int(offsets[s]), bits[s:e], per_slice, out[s:e])
+        s = e
+    return out
 
 
 def pack_codes(codes: torch.Tensor, bits: torch.Tensor, signed: bool, gran: Granularity) -> np.ndarray:
@@ -121,12 +180,24 @@ def pack_codes(codes: torch.Tensor, bits: torch.Tensor, signed: bool, gran: Gran
 
 
 def unpack_codes(buf: np.ndarray, bits: torch.Tensor, signed: bool, gran: Granularity,
-                 shape: Sequence[int]) -> torch.Tensor:
-    """Packed uint8 stream -> int32 codes of ``shape`` (inverse of :func:`pack_codes`)."""
+                 shape: Sequence[int], qmin=None, qmax=None) -> torch.Tensor:
+    """Packed uint8 stream -> codes of ``shape`` in the smallest signed dtype (:func:`code_dtype`;
+    int8 up to 8 signed bits), the inverse of :func:`pack_codes`. With per-slice ``qmin`` /
+    ``qmax``, codes outside them are a FormatError (checked per slice, without temporaries)."""
     b = _check_bits(bits.reshape(-1).numpy())
     n = int(np.prod(shape, dtype=np.int64)) // max(b.size, 1)
-    u = unpack_matrix(buf, b, n).astype(np.int64) + storage_base(b, signed)[:, None]
-    return from_slices(torch.from_numpy(u.astype(np.int32)), gran, shape).contiguous()
+    u = unpack_matrix(buf, b, n)  # (S, n) unsigned offsets
+    dtype = code_dtype(int(b.max(initial=1)), signed)
+    if signed:  # q = u - 2^(b-1): wrap-around arithmetic in the container, then its signed view
+        u -= (1 << (b - 1)).astype(u.dtype)[:, None]
+        codes = u.view(np.int8 if u.dtype == np.uint8 else np.int16)
+    else:
+        codes = u.view(dtype) if dtype.itemsize == u.dtype.itemsize else u.astype(dtype)
+    if qmin is not None and codes.size:
+        lo, hi = np.asarray(qmin).reshape(-1), np.asarray(qmax).reshape(-1)
+        if bool((codes.min(axis=1) < lo).any() or (codes.max(axis=1) > hi).any()):
+            raise FormatError("decoded codes fall outside [qmin, qmax]; the file is corrupt")
+    return from_slices(torch.from_numpy(codes), gran, shape).contiguous()
 
 
 def slice_layout(shape: Sequence[int], gran: Granularity) -> Tuple[int, int]:

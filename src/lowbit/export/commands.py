@@ -15,21 +15,22 @@ from .source import Exportable
 FORMATS = ("packed", "onnx", "qonnx")
 
 
-def _from_run(run_dir, fold_bn: bool, data_dir: Optional[str]) -> Exportable:
+def _from_run(run_dir, fold_bn: bool, data_dir: Optional[str], allow_import: bool) -> Exportable:
     from ..train.restore import load_run
     from .source import exportable
 
-    run = load_run(run_dir, data_dir, require_done=False)
+    run = load_run(run_dir, data_dir, require_done=False, allow_import=allow_import)
     d = run.recipe.data
     return exportable(run.model, fold_bn=fold_bn, example_input=run.example_input,
                       data={"dataset": d.dataset, "image_size": d.image_size})
 
 
-def load_target(target, fold_bn: bool = True, data_dir: Optional[str] = None) -> Exportable:
+def load_target(target, fold_bn: bool = True, data_dir: Optional[str] = None,
+                allow_import: bool = False) -> Exportable:
     """A run folder (rebuilt and converted) or a packed file (loaded and checked)."""
     path = Path(target)
     if path.is_dir():
-        return _from_run(path, fold_bn, data_dir)
+        return _from_run(path, fold_bn, data_dir, allow_import)
     if path.is_file():
         from .packed import load_packed
 
@@ -43,7 +44,7 @@ def export_target(target, fmt: str, out, *, fold_bn: bool = True, opset: Optiona
     """Export a run folder (or re-export a packed file) as ``fmt``; returns a size summary."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    ex = load_target(target, fold_bn, data_dir)
+    ex = load_target(target, fold_bn, data_dir, allow_import)
     out = Path(out)
     summary: Dict[str, Any] = {"path": str(out), "format": fmt}
     if fmt == "packed":

@@ -8,16 +8,19 @@ reconstruction), ONNX (onnxruntime) or QONNX (the qonnx executor). Used by ``low
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, FormatError
+from .onnx_ops import QONNX_DOMAIN
 from .safetensors_io import parse_json
 
 Predict = Callable[[torch.Tensor], torch.Tensor]  # (B, C, H, W) -> (B, classes) logits
+SAFE_DOMAINS = ("", "ai.onnx", QONNX_DOMAIN)  # what lowbit writes; qonnx imports no other name
 
 
 def file_kind(path) -> str:
@@ -25,6 +28,8 @@ def file_kind(path) -> str:
     p = Path(path)
     if not p.is_file():
         raise FormatError(f"no file at {p}")
+    if p.stat().st_size == 0:
+        raise FormatError(f"{p} is empty (0 bytes); export it again")
     with p.open("rb") as f:
         head = f.read(9)
     if len(head) == 9 and int.from_bytes(head[:8], "little") < (64 << 20) and head[8:9] == b"{":
@@ -40,13 +45,45 @@ def onnx_metadata(path) -> Dict[str, Any]:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises its own DecodeError
         raise FormatError(f"{path} is neither a lowbit packed file nor ONNX: {exc}") from None
+    if len(proto.graph.node) == 0:  # protobuf parses many byte strings as an empty model
+        raise FormatError(f"{path} is neither a lowbit packed file nor an ONNX model (no graph)")
     props = {p.key: p.value for p in proto.metadata_props}
     text = props.get("lowbit.manifest")
     meta = parse_json(text, f"{path} lowbit.manifest") if text else {}
     if not isinstance(meta, dict):
         raise FormatError(f"{path}: lowbit.manifest must be a JSON object")
-    meta["_qonnx"] = any(n.domain == "qonnx.custom_op.general" for n in proto.graph.node)
+    meta["_qonnx"] = any(n.domain == QONNX_DOMAIN for n in proto.graph.node)
+    meta["_domains"] = node_domains(proto)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
+    meta["_input_shape"] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     return meta
+
+
+def node_domains(proto) -> Set[str]:
+    """Every operator domain the model's nodes name, in nested graphs and functions too."""
+    out: Set[str] = set()
+    graphs = [proto.graph]
+    while graphs:
+        g = graphs.pop()
+        for n in g.node:
+            out.add(n.domain)
+            for a in n.attribute:
+                graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+    for f in proto.functions:
+        out.add(f.domain)
+        out.update(n.domain for n in f.node)
+    return out
+
+
+def check_domains(path, domains: Set[str], allow_import: bool) -> None:
+    """qonnx looks up every non-standard node domain as a Python module and imports it; refuse
+    files that name others than the standard and QONNX ones, unless ``allow_import``."""
+    foreign = sorted(d for d in domains if d not in SAFE_DOMAINS)
+    if foreign and not allow_import:
+        raise ConfigError(f"{path} has nodes of operator domain(s) {', '.join(map(repr, foreign[:3]))}, "
+                          "which the QONNX executor would import as Python modules; lowbit imports "
+                          "nothing a file names unless you pass --allow-import (allow_import=True), "
+                          "for files you trust")
 
 
 def ort_predictor(path, threads: int = 0) -> Predict:
@@ -56,7 +93,10 @@ def ort_predictor(path, threads: int = 0) -> Predict:
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own error types for invalid models
+        raise FormatError(f"{path}: onnxruntime cannot load it: {str(exc).splitlines()[0][:200]}") from None
     inp = sess.get_inputs()[0]
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
 
@@ -68,25 +108,44 @@ def ort_predictor(path, threads: int = 0) -> Predict:
     return predict
 
 
-def qonnx_predictor(path) -> Predict:
-    """QONNX model run by the qonnx reference executor (slow; for checking only)."""
+def qonnx_predictor(path, allow_import: bool = False) -> Predict:
+    """QONNX model run by the qonnx reference executor (slow; for checking only). Files naming
+    operator domains other than the standard and QONNX ones are refused (see
+    :func:`check_domains`) before qonnx sees them."""
+    import onnx
+
+    check_domains(path, node_domains(onnx.load(str(path), load_external_data=False)), allow_import)
     try:
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
         from qonnx.util.cleanup import cleanup_model
     except ImportError:
         raise ConfigError("evaluating QONNX needs the qonnx package (pip install qonnx)") from None
-    mw = cleanup_model(ModelWrapper(str(path)))  # shape inference, which execution needs
-    name, out = mw.graph.input[0].name, mw.graph.output[0].name
-    batch = mw.get_tensor_shape(name)[0]
+    with _qonnx_errors(path):
+        mw = cleanup_model(ModelWrapper(str(path)))  # shape inference, which execution needs
+        name, out = mw.graph.input[0].name, mw.graph.output[0].name
+        batch = mw.get_tensor_shape(name)[0]
     batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         step = batch or x.shape[0]
-        outs = [execute_onnx(mw, {name: x[i:i + step].numpy()})[out] for i in range(0, x.shape[0], step)]
+        with _qonnx_errors(path):
+            outs = [execute_onnx(mw, {name: x[i:i + step].numpy()})[out] for i in range(0, x.shape[0], step)]
         return torch.from_numpy(np.concatenate(outs))
 
     return predict
+
+
+@contextlib.contextmanager
+def _qonnx_errors(path):
+    """qonnx raises bare Exceptions (and assertions) for graphs it cannot run: one line instead."""
+    try:
+        yield
+    except (ConfigError, FormatError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise FormatError(f"{path}: the qonnx executor cannot run it: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
 
 
 def eval_loader(dataset: str, data_dir=None, image_size: Optional[int] = None,
@@ -117,7 +176,7 @@ def run_all(predictors: Dict[str, Predict], loader: Iterable) -> Dict[str, Any]:
     return {"n": int(y.numel()), "results": out}
 
 
-def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[str, Predict], Dict]:
+def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[str, Predict], Dict, list]:
     from .executor import FakeQuantExecutor, IntegerExecutor
     from .packed import load_packed
 
@@ -126,7 +185,20 @@ def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[st
     classes = {"integer": IntegerExecutor, "fake_quant": FakeQuantExecutor}
     if any(k not in classes for k in kinds):
         raise ConfigError(f"executor must be integer, fake_quant or both, got {executor!r}")
-    return {k: classes[k](ex, allow_import=allow_import) for k in kinds}, ex.data or {}
+    return {k: classes[k](ex, allow_import=allow_import) for k in kinds}, ex.data or {}, ex.input_shape
+
+
+def check_input_shape(path, shape, loader, dataset: str) -> None:
+    """The model's input (C, H, W) must be the test images' (a model for MNIST cannot run on
+    CIFAR-10); unknown dimensions match anything."""
+    first = next(iter(loader), None)
+    if first is None or not shape:
+        return
+    want, got = list(shape)[1:], list(first[0].shape[1:])
+    if len(want) != len(got) or any(w not in (None, 0, g) for w, g in zip(want, got)):
+        raise ConfigError(f"{path} takes inputs of shape {want} (C, H, W) but the {dataset} test "
+                          f"images are {got}; evaluate it on the dataset it was trained on "
+                          "(--dataset, default: the one the file records)")
 
 
 def evaluate_file(path, *, dataset: Optional[str] = None, data_dir=None, limit: Optional[int] = None,
@@ -135,16 +207,18 @@ def evaluate_file(path, *, dataset: Optional[str] = None, data_dir=None, limit: 
     """Top-1 of an exported file on the test split of ``dataset`` (default: the file's own)."""
     kind = file_kind(path)
     if kind == "packed":
-        predictors, data = _packed_predictors(path, executor, allow_import)
+        predictors, data, shape = _packed_predictors(path, executor, allow_import)
     else:
         meta = onnx_metadata(path)
-        data = meta.get("data") or {}
+        data, shape = meta.get("data") or {}, meta["_input_shape"]
         predictors = {"qonnx" if meta["_qonnx"] else "onnxruntime":
-                      qonnx_predictor(path) if meta["_qonnx"] else ort_predictor(path)}
+                      qonnx_predictor(path, allow_import) if meta["_qonnx"] else ort_predictor(path)}
     dataset = dataset or data.get("dataset")
     if not dataset:
         raise ConfigError(f"{path} does not record its dataset; pass --dataset (e.g. cifar10)")
     image_size = data.get("image_size") if isinstance(data.get("image_size"), int) else None
-    res = run_all(predictors, eval_loader(dataset, data_dir, image_size, limit, batch_size))
+    loader = eval_loader(dataset, data_dir, image_size, limit, batch_size)
+    check_input_shape(path, shape, loader, dataset)
+    res = run_all(predictors, loader)
     res.update({"file": str(path), "kind": kind, "dataset": dataset})
     return res

@@ -48,8 +48,9 @@ class _Executor(nn.Module):
         self.model = build_runtime(self.source, type(self)._make, model, allow_import)
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, *inputs, **kw_inputs):
+        """The model's own forward (any positional and keyword inputs) on the runtime layers."""
+        return self.model(*inputs, **kw_inputs)
 
 
 class IntegerExecutor(_Executor):

@@ -5,6 +5,7 @@ Top level (``format_version`` 1)::
     {"format": "lowbit.packed", "version": 1, "lowbit_version": "0.1.0",
      "model": {"source": "registry", "arch": {name, num_classes, in_channels, input_size, kwargs}}
               | {"source": "module", "class": "pkg.mod:Class", "kwargs": {...} | null}
+              | {"source": "factory", "factory": "pkg.mod:build", "args": {...}}
               | {"source": "unknown"},
      "quant_spec": {...} | null,            # informational (QuantSpec.to_dict())
      "input_shape": [1, 3, 32, 32], "data": {"dataset": "cifar10", ...} | null,
@@ -30,7 +31,7 @@ import torch
 from ..errors import FormatError
 from ..nn.convert import QuantizedLayer, QuantizedModel
 from . import checks as C
-from .qtensor import decode_act, decode_qtensor, encode_act, encode_qtensor
+from .qtensor import decode_act, encode_act, encode_qtensor, plan_qtensor
 from .source import Exportable
 
 FORMAT, VERSION = "lowbit.packed", 1
@@ -38,6 +39,7 @@ OPS = ("conv1d", "conv2d", "linear", "add")
 INT_DTYPES = {"int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
               "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+MAX_DECODED_BYTES = 1 << 30  # decoded integer codes per file (int8 up to 8 bits: 1 byte a weight)
 
 
 # ----- encoding ---------------------------------------------------------------------------
@@ -117,18 +119,20 @@ def _check_attrs(op: str, attrs: Any, shape: List[int], what: str) -> Dict[str, 
     return attrs
 
 
-def _decode_tensor(prefix: str, d: Any, arrays, used) -> Tuple[Any, Any, Any]:
-    """(codes, qparams, float tensor) of a weight/bias entry."""
+def _decode_tensor(prefix: str, d: Any, arrays, used, pending) -> Tuple[Any, Any, Any]:
+    """(codes, qparams, float tensor) of a weight/bias entry; codes are a ``meta`` placeholder
+    whose decoder is appended to ``pending``."""
     if d is None:
         return None, None, None
     if isinstance(d, dict) and set(d) == {"float"}:
         shape = C.shape_of(d["float"], prefix)
         return None, None, torch.from_numpy(C.finite(C.array(arrays, prefix, "float32", shape, used), prefix))
-    codes, qp = decode_qtensor(prefix, d, arrays, used)
+    codes, qp, decode = plan_qtensor(prefix, d, arrays, used)
+    pending.append(decode)
     return codes, qp, None
 
 
-def _decode_layer(d: Any, arrays, used) -> QuantizedLayer:
+def _decode_layer(d: Any, arrays, used, pending: list) -> QuantizedLayer:
     C.need(isinstance(d, dict), "each manifest layer must be a JSON object")
     name = C.layer_name(d.get("name"), "layer name")
     what, p = f"layer {name!r}", f"q:{name}"
@@ -144,14 +148,18 @@ def _decode_layer(d: Any, arrays, used) -> QuantizedLayer:
         C.need(d.get("weight") is None and d.get("bias") is None, f"{what}: add has no weights")
         layer.attrs = _check_attrs(op, d.get("attrs"), [], what)
         return layer
+    weight: list = []
     layer.weight_codes, layer.weight_qparams, layer.weight_float = _decode_tensor(
-        f"{p}.weight", d.get("weight"), arrays, used)
+        f"{p}.weight", d.get("weight"), arrays, used, weight)
     C.need(layer.weight_codes is not None or layer.weight_float is not None, f"{what}: no weight")
     shape = list((layer.weight_codes if layer.weight_codes is not None else layer.weight_float).shape)
     layer.attrs = _check_attrs(op, d.get("attrs"), shape, what)
-    layer.bias_codes, layer.bias_qparams, layer.bias = _decode_tensor(f"{p}.bias", d.get("bias"), arrays, used)
+    bias: list = []
+    layer.bias_codes, layer.bias_qparams, layer.bias = _decode_tensor(f"{p}.bias", d.get("bias"),
+                                                                      arrays, used, bias)
     b = layer.bias_codes if layer.bias_codes is not None else layer.bias
     C.need(b is None or list(b.shape) == shape[:1], f"{what}: bias shape must be [{shape[0]}]")
+    pending += [(layer, "weight_codes", f) for f in weight] + [(layer, "bias_codes", f) for f in bias]
     return layer
 
 
@@ -190,14 +198,22 @@ def _name_pairs(v: Any, what: str) -> List[List[str]]:
             (p if isinstance(p, list) and len(p) == 2 else (None, None) for p in v)]
 
 
-def decode_manifest(m: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> Exportable:
-    """Validate a manifest against the file's arrays and rebuild the Exportable."""
+def decode_manifest(m: Dict[str, Any], arrays: Dict[str, np.ndarray],
+                    max_decoded_bytes: int = MAX_DECODED_BYTES) -> Exportable:
+    """Validate a manifest against the file's arrays and rebuild the Exportable.
+
+    Codes are unpacked last: only after every shape, byte count and name has been checked,
+    the decoded size of all codes is within ``max_decoded_bytes``, and (for registry models)
+    the layer shapes match the architecture, built on the ``meta`` device without memory. A
+    file that claims huge tensors is refused before it costs memory.
+    """
     used: set = set()
+    pending: List[Tuple[QuantizedLayer, str, Any]] = []
     layers_in = m.get("layers")
     C.need(isinstance(layers_in, list) and layers_in, "manifest 'layers' must be a non-empty list")
     layers = {}
     for d in layers_in:
-        layer = _decode_layer(d, arrays, used)
+        layer = _decode_layer(d, arrays, used, pending)
         C.need(layer.name not in layers, f"layer {layer.name!r} appears twice")
         layers[layer.name] = layer
     folded = m.get("folded_bn")
@@ -205,6 +221,8 @@ def decode_manifest(m: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> Exporta
     folded = [C.layer_name(b, "folded_bn") for b in folded]
     C.need({l.folded_bn for l in layers.values() if l.folded_bn} == set(folded),
            "manifest folded_bn disagrees with the layers' folded_bn")
+    C.need(m.get("quant_spec") is None or isinstance(m.get("quant_spec"), dict),
+           "manifest quant_spec must be an object or null")
     qm = QuantizedModel(layers, _decode_float_state(m.get("float_state"), arrays, used),
                         None, m.get("quant_spec"), folded)
     unused = sorted(set(arrays) - used)
@@ -218,5 +236,22 @@ def decode_manifest(m: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> Exporta
     C.need(data is None or isinstance(data, dict), "manifest 'data' must be an object or null")
     shape = C.shape_of(m.get("input_shape"), "input_shape")
     C.need(int(np.prod(shape)) <= 1 << 26, "manifest input_shape is absurdly large")
-    return Exportable(qm, ref, _name_pairs(m.get("fold_structure"), "fold_structure"), shape,
-                      _decode_int_state(m.get("int_state")), data, bool(m.get("fold_bn")))
+    ex = Exportable(qm, ref, _name_pairs(m.get("fold_structure"), "fold_structure"), shape,
+                    _decode_int_state(m.get("int_state")), data, bool(m.get("fold_bn")))
+    _check_before_decoding(ex, pending, max_decoded_bytes)
+    for layer, attr, decode in pending:
+        setattr(layer, attr, decode())
+    return ex
+
+
+def _check_before_decoding(ex: Exportable, pending, max_decoded_bytes: int) -> None:
+    """The decoded size cap, and the layer shapes against a registry architecture."""
+    size = sum(getattr(l, a).numel() * getattr(l, a).element_size() for l, a, _ in pending)
+    C.need(size <= max_decoded_bytes,
+           f"the file's integer codes decode to {size:,} bytes, more than the {max_decoded_bytes:,} "
+           "allowed per file; if you trust it, load it with load_packed(path, "
+           "max_decoded_bytes=...)")
+    if ex.model_ref.get("source") == "registry":
+        from .rebuild import check_architecture
+
+        check_architecture(ex)

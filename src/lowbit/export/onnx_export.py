@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -32,6 +32,8 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ConfigError
+from ..files import write_bytes
+from ..nn.inputs import inputs_to, run_model, split_inputs
 from .onnx_layers import OnnxOptions, make_onnx
 from .onnx_ops import QONNX_DOMAIN
 from .rebuild import build_runtime
@@ -48,13 +50,45 @@ def _onnx():
     return onnx
 
 
-def _trace(module: nn.Module, x: torch.Tensor, opset: int, qonnx: bool, dynamic_batch: bool):
+def io_names(inputs, outputs) -> Tuple[List[str], List[str]]:
+    """ONNX input and output names: ``input`` (one positional tensor), ``input0..`` (several),
+    keyword inputs by their names; ``logits`` (one output), ``logits, output1, ..`` or the keys
+    of a dict output."""
+    args, kwargs = split_inputs(inputs)
+    names = ["input"] if len(args) == 1 and not kwargs else [f"input{i}" for i in range(len(args))]
+    leaves = torch.utils._pytree.tree_leaves(outputs)
+    if isinstance(outputs, dict) and len(leaves) == len(outputs):
+        out = [str(k) for k in outputs]
+    else:
+        out = ["logits"] + [f"output{i}" for i in range(1, len(leaves))]
+    return names + list(kwargs), out
+
+
+@torch.no_grad()
+def used_layers(module: nn.Module, inputs, layers) -> Tuple[Set[str], Any]:
+    """(names of the quantized layers one forward pass calls, the outputs)."""
+    called, handles = set(), []
+    for name in layers:
+        handles.append(module.get_submodule(name).register_forward_pre_hook(
+            lambda m, a, n=name: called.add(n)))
+    try:
+        out = run_model(module, inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return called, out
+
+
+def _trace(module: nn.Module, inputs, opset: int, qonnx: bool, dynamic_batch: bool, outputs):
     onnx, buf = _onnx(), io.BytesIO()
-    axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    args, kwargs = split_inputs(inputs)
+    in_names, out_names = io_names(inputs, outputs)
+    axes = {n: {0: "batch"} for n in in_names + out_names} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=min(opset, 20),
-                          input_names=["input"], output_names=["logits"], dynamic_axes=axes,
+        torch.onnx.export(module, args, buf, kwargs=kwargs or None, dynamo=False,
+                          opset_version=min(opset, 20), input_names=in_names,
+                          output_names=out_names, dynamic_axes=axes,
                           keep_initializers_as_inputs=True,  # no deduplication: names survive
                           custom_opsets={QONNX_DOMAIN: 1} if qonnx else None)
     proto = onnx.load_from_string(buf.getvalue())
@@ -110,8 +144,16 @@ def _export(source, path, fmt: str, opts: OnnxOptions, *, fold_bn: bool, example
     if example_input is None and not ex.input_shape:
         raise ConfigError("the input shape is unknown; pass example_input=torch.zeros(1, C, H, W)")
     runner = build_runtime(ex, make_onnx(opts), model, allow_import)
-    x = example_input.cpu() if example_input is not None else ex.example_input()
-    proto = _trace(runner, x, opts.opset, fmt == "qonnx", dynamic_batch)
+    x = inputs_to(example_input, torch.device("cpu")) if example_input is not None \
+        else ex.example_input()
+    called, outputs = used_layers(runner, x, ex.quantized.layers)
+    unused = [n for n in ex.quantized.layers if n not in called]
+    if unused:  # never traced: their initializers are not in the graph
+        warnings.warn(f"ONNX export: quantized layer(s) {', '.join(unused[:5])} are not used by "
+                      "the model's forward on this input and are left out of the graph")
+        opts.conversions = {k: v for k, v in opts.conversions.items()
+                            if not any(k.startswith(n + ".") for n in unused)}
+    proto = _trace(runner, x, opts.opset, fmt == "qonnx", dynamic_batch, outputs)
     _retype(proto, opts.conversions)
     if opts.opset > 20:
         for op in proto.opset_import:
@@ -121,7 +163,7 @@ def _export(source, path, fmt: str, opts: OnnxOptions, *, fold_bn: bool, example
     onnx.helper.set_model_props(proto, {MANIFEST_KEY: json.dumps(summary(ex, fmt))})
     onnx.checker.check_model(proto, full_check=fmt == "qdq")
     if path is not None:
-        onnx.save(proto, str(path))
+        write_bytes(path, proto.SerializeToString())  # atomic: never half a file
     return proto
 
 
@@ -132,6 +174,10 @@ def export_onnx(source, path=None, *, opset: int = 21, int4: bool = True, int32_
     """Write a QDQ ONNX model (runs in onnxruntime); returns the ``onnx.ModelProto``.
 
     ``source``: prepared+calibrated model, QuantizedModel, Exportable or a loaded packed file.
+    ``example_input``: one batch: a tensor, a tuple of positional inputs, or a dict of keyword
+    inputs (``{"input_ids": ids, "attention_mask": mask}``: ONNX inputs of those names; one
+    positional tensor is named ``input``). Quantized layers the forward does not call are left
+    out with a warning.
     ``int4``: 4-bit (and smaller) weights as int4/uint4 initializers (opset 21); otherwise int8
     containers. ``int4_acts``: exactly-4-bit activations as int4/uint4 too (default: 8-bit
     containers with a Clip, which onnxruntime runs with its integer kernels; its optimiser

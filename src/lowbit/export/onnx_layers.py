@@ -25,8 +25,8 @@ from ..nn.convert import QuantizedLayer
 from ..ops.axes import normalize_axis
 from ..quantizers.base import QParams
 from .onnx_ops import DQ, QDQ, QonnxQuant
+from .layer_base import RuntimeLayer
 from .qtensor import std_range
-from .runtime import run_op
 
 # name, lo, hi, dtype used while tracing, smallest opset
 CONTAINERS = (("INT4", -8, 7, torch.int8, 21), ("UINT4", 0, 15, torch.uint8, 21),
@@ -122,12 +122,16 @@ def _weight_layout(codes: torch.Tensor, qp: QParams):
     return codes, scale, zp, normalize_axis(gran.axis, codes.dim())
 
 
-class OnnxLayer(nn.Module):
-    """A Conv/Linear whose input and weight carry Q/DQ (or QONNX Quant) nodes."""
+class OnnxLayer(RuntimeLayer):
+    """A Conv/Linear whose input and weight carry Q/DQ (or QONNX Quant) nodes: the replaced
+    layer's own forward traced with ``weight`` / ``bias`` read from those nodes (see
+    :class:`~lowbit.export.layer_base.RuntimeLayer`)."""
 
-    def __init__(self, layer: QuantizedLayer, opts: OnnxOptions):
-        super().__init__()
-        self.op, self.attrs, self.name = layer.op, dict(layer.attrs), layer.name
+    _own_names = ("act", "wshape", "wkind", "axis", "signed", "narrow", "bkind", "w_codes",
+                  "w_scale", "w_zp", "w_float", "w_bits", "b_codes", "b_scale", "b_float")
+
+    def __init__(self, layer: QuantizedLayer, opts: OnnxOptions, *, module: Optional[nn.Module] = None):
+        self._adopt(layer, module)
         qp = layer.input_qparams[0] if layer.input_qparams else None
         self.act = OnnxAct(qp, opts, f"{layer.name}.act") if qp is not None else None
         w = layer.weight_codes if layer.weight_codes is not None else layer.weight_float
@@ -187,7 +191,13 @@ class OnnxLayer(nn.Module):
                 return
         self.register_buffer("b_float", bias.float().clone())
 
-    def weight(self) -> torch.Tensor:
+    def _runtime_tensor(self, name: str) -> Optional[torch.Tensor]:
+        override = self.__dict__.get("_runtime_override")
+        if override is not None:
+            return override[name]
+        return self._weight() if name == "weight" else self._bias_value()
+
+    def _weight(self) -> torch.Tensor:
         if self.wkind == "dq":
             w = DQ.apply(self.w_codes, self.w_scale, self.w_zp, self.axis)
         elif self.wkind == "quant":
@@ -198,15 +208,15 @@ class OnnxLayer(nn.Module):
         # only grouped weights need a Reshape: DQ -> Conv must stay adjacent for QDQ fusion
         return w if tuple(w.shape) == self.wshape else w.reshape(self.wshape)
 
-    def bias(self) -> Optional[torch.Tensor]:
+    def _bias_value(self) -> Optional[torch.Tensor]:
         if self.bkind == "dq":
             return DQ.apply(self.b_codes, self.b_scale, None, 0)
         return self.b_float if self.bkind == "float" else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if self.act is not None:
             x = self.act(x)
-        return run_op(self.op, self.attrs, x, self.weight(), self.bias())
+        return self.float_forward(x, *args, **kwargs)
 
 
 class OnnxAdd(nn.Module):
@@ -223,4 +233,6 @@ class OnnxAdd(nn.Module):
 
 
 def make_onnx(opts: OnnxOptions):
-    return lambda layer: OnnxAdd(layer, opts) if layer.op == "add" else OnnxLayer(layer, opts)
+    """``make(layer, module)`` for :func:`lowbit.export.rebuild.build_runtime`."""
+    return lambda layer, module=None: (OnnxAdd(layer, opts) if layer.op == "add"
+                                       else OnnxLayer(layer, opts, module=module))

@@ -40,7 +40,7 @@ import torch
 from .. import __version__
 from ..errors import FormatError
 from . import safetensors_io as st
-from .manifest import FORMAT, VERSION, decode_manifest, encode_manifest
+from .manifest import FORMAT, MAX_DECODED_BYTES, VERSION, decode_manifest, encode_manifest
 from .source import Exportable, exportable
 
 MANIFEST_KEY, DIGEST_KEY = "lowbit.manifest", "lowbit.sha256"
@@ -99,7 +99,8 @@ def save_packed(source, path, *, fold_bn: bool = True, example_input: Optional[t
     return PackedInfo(Path(path), len(blob), head, len(blob) - head, manifest)
 
 
-def from_packed_bytes(blob: bytes, verify: bool = True) -> Exportable:
+def from_packed_bytes(blob: bytes, verify: bool = True,
+                      max_decoded_bytes: int = MAX_DECODED_BYTES) -> Exportable:
     """Parse and validate packed-file bytes (see :func:`load_packed`)."""
     meta, arrays = st.from_bytes(blob)
     text = meta.get(MANIFEST_KEY)
@@ -117,15 +118,20 @@ def from_packed_bytes(blob: bytes, verify: bool = True) -> Exportable:
     if manifest.get("version") != VERSION:
         raise FormatError(f"packed format version {manifest.get('version')!r} is not supported by "
                           f"lowbit {__version__} (reads version {VERSION}); upgrade lowbit")
-    return decode_manifest(manifest, arrays)
+    return decode_manifest(manifest, arrays, max_decoded_bytes)
 
 
-def load_packed(path, *, verify: bool = True) -> Exportable:
+def load_packed(path, *, verify: bool = True, max_decoded_bytes: int = MAX_DECODED_BYTES) -> Exportable:
     """Read a packed file into an :class:`Exportable` (no code from the file runs).
 
     Every name, dtype, shape and byte count is checked against the manifest, codes against
     their ranges, floats for NaN/Inf, and (``verify``) the SHA-256 over manifest and data.
     Any problem is a :class:`~lowbit.errors.FormatError`. Run it with
     ``IntegerExecutor(ex)`` / ``FakeQuantExecutor(ex)`` or export it to ONNX.
+
+    Untrusted files: the codes are unpacked only after all of that (and, for registry models,
+    the shapes against the architecture) has been checked, into int8 (int16 above 8 bits),
+    and at most ``max_decoded_bytes`` of them (default 1 GiB), so a small file cannot claim
+    its way to gigabytes of memory.
     """
-    return from_packed_bytes(st.read_file(path), verify=verify)
+    return from_packed_bytes(st.read_file(path), verify=verify, max_decoded_bytes=max_decoded_bytes)

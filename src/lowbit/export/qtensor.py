@@ -29,7 +29,7 @@ and described in the manifest by ``{"shape", "kind", "signed", "granularity", "b
 
 from __future__ import annotations
 
-from typing import Any, Dict, Set, Tuple
+from typing import Any, Callable, Dict, Set, Tuple
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from ..errors import ConfigError, FormatError
 from ..quantizers.base import QParams
 from ..quantizers.granularity import Granularity
 from . import checks as C
-from .bitstream import MAX_PACK_BITS, pack_codes, slice_layout, stream_nbytes, unpack_codes
+from .bitstream import MAX_PACK_BITS, code_dtype, pack_codes, slice_layout, stream_nbytes, unpack_codes
 
 Arrays = Dict[str, np.ndarray]
 
@@ -158,7 +158,17 @@ def _zero_point(prefix: str, mode: str, bits: np.ndarray, pshape, arrays: Arrays
 
 
 def decode_qtensor(prefix: str, d: Any, arrays: Arrays, used: Set[str]) -> Tuple[torch.Tensor, QParams]:
-    """Validate a manifest entry against the arrays and rebuild (int32 codes, QParams)."""
+    """Validate a manifest entry against the arrays and rebuild (codes, QParams); codes come in
+    the smallest integer dtype that holds them (int8 up to 8 signed bits)."""
+    placeholder, qp, decode = plan_qtensor(prefix, d, arrays, used)
+    return decode(), qp
+
+
+def plan_qtensor(prefix: str, d: Any, arrays: Arrays,
+                 used: Set[str]) -> Tuple[torch.Tensor, QParams, Callable[[], torch.Tensor]]:
+    """Everything of :func:`decode_qtensor` except unpacking the codes: (a ``meta`` tensor with
+    the codes' shape and dtype, QParams, a function that decodes them). A loader checks shapes
+    and the decoded size of the whole file with the placeholders before decoding anything."""
     what = f"{prefix} description"
     C.need(isinstance(d, dict), f"{what} must be a JSON object")
     shape = C.shape_of(d.get("shape"), prefix)
@@ -175,8 +185,6 @@ def decode_qtensor(prefix: str, d: Any, arrays: Arrays, used: Set[str]) -> Tuple
     zp = _zero_point(prefix, zmode, bits, pshape, arrays, used)
     nslices, per = slice_layout(shape, gran)
     buf = C.array(arrays, f"{prefix}.codes", "uint8", [stream_nbytes(bits.reshape(-1), per)], used)
-    codes = unpack_codes(buf, torch.from_numpy(bits), signed, gran, shape)
-    _check_codes(prefix, codes, gran, qmin, qmax)
     extra: Dict[str, Any] = {"stored_zero_point": zmode == "stored"}
     if isinstance(d.get("transform"), str):
         extra["transform"] = C.get_str(d, "transform", what, ("dorefa", "clip01"))
@@ -186,22 +194,20 @@ def decode_qtensor(prefix: str, d: Any, arrays: Arrays, used: Set[str]) -> Tuple
         first = np.ones(pshape, dtype=np.float32)
     qp = QParams(_t(first, np.float32), _t(zp, np.float32), _t(qmin, np.int32), _t(qmax, np.int32),
                  _t(bits, np.int32), signed, gran, kind, extra)
-    return codes, qp
+    dtype = torch.from_numpy(np.zeros(0, code_dtype(int(bits.max(initial=1)), signed))).dtype
+
+    def decode() -> torch.Tensor:
+        try:
+            return unpack_codes(buf, torch.from_numpy(bits), signed, gran, shape, qmin, qmax)
+        except FormatError as exc:
+            raise FormatError(f"{prefix}: {exc}") from None
+
+    return torch.empty(shape, dtype=dtype, device="meta"), qp, decode
 
 
 def _t(a, dtype) -> torch.Tensor:
     """A tensor copy of ``a`` (numpy scalars from 0-d arithmetic included)."""
     return torch.from_numpy(np.array(a, dtype=dtype))
-
-
-def _check_codes(prefix: str, codes: torch.Tensor, gran: Granularity, qmin, qmax) -> None:
-    from .bitstream import to_slices
-
-    rows = to_slices(codes, gran)  # (S, n)
-    lo = torch.from_numpy(np.asarray(qmin).reshape(-1, 1))
-    hi = torch.from_numpy(np.asarray(qmax).reshape(-1, 1))
-    if rows.numel() and bool(((rows < lo) | (rows > hi)).any()):
-        raise FormatError(f"{prefix}: decoded codes fall outside [qmin, qmax]; the file is corrupt")
 
 
 # ----- activation quantizers (per tensor) ----------------------------------------------------

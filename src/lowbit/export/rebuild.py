@@ -2,21 +2,21 @@
 
 The architecture comes from (first match): a ``model`` you pass (any module of the same
 architecture, float or prepared), the live model the Exportable was made from, the lowbit
-registry (``model_ref["arch"]``), or, only with ``allow_import=True``, your own class named
-``"package.module:Class"`` (importing runs code of *your* environment; the file itself never
-holds code). Registry models are first built on the ``meta`` device and checked against the
-stored shapes, so a tampered architecture cannot allocate a huge model.
+registry (``model_ref["arch"]``), or, only with ``allow_import=True`` (``--allow-import``),
+your own class ``"package.module:Class"`` or model factory ``"package.module:build"``
+(importing runs code of *your* environment; the file itself never holds code). Registry
+models are first built on the ``meta`` device and checked against the stored shapes, so a
+tampered architecture cannot allocate a huge model.
 
-Then BNs folded away become ``nn.Identity`` (their layer gains a bias), every quantized layer is
-replaced by the module ``make(layer)`` returns (see :mod:`lowbit.export.runtime`), and all
-remaining float state is loaded strictly.
+Then BNs folded away become ``nn.Identity`` (their layer gains a bias), all remaining float
+state is loaded strictly, and every quantized layer is replaced by the module
+``make(layer, module)`` returns (see :mod:`lowbit.export.runtime`), which adopts the
+architecture's layer at that name.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
-import re
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -24,12 +24,13 @@ from torch import nn
 
 from ..errors import ConfigError, FormatError
 from ..models import create_model
+from ..models.user import (ALLOW_IMPORT, IMPORT_PATH_RE, build_from_factory, call_constructor,
+                           import_object)
 from ..nn.convert import QuantizedLayer
 from ..nn.layers import Add, ScalarLayer, add_scalar_layer
 from . import checks as C
 
 LAYER_TYPES = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "linear": nn.Linear, "add": Add}
-CLASS_RE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
 
 
 def module_attrs(mod: nn.Module) -> Dict[str, Any]:
@@ -72,29 +73,26 @@ def _registry(arch: Any, device: Optional[str]) -> nn.Module:
                           f"{str(exc)[:200]}") from None
 
 
-def _user_class(ref: Dict[str, Any], allow_import: bool) -> nn.Module:
-    path = ref.get("class")
-    C.need(isinstance(path, str) and CLASS_RE.fullmatch(path) is not None,
-           f"manifest model.class {str(path)[:80]!r} is not 'package.module:Class'")
+def _user_code(ref: Dict[str, Any], allow_import: bool) -> nn.Module:
+    """Your class (``source: module``) or factory (``source: factory``), imported only with
+    ``allow_import`` (see :mod:`lowbit.models.user`)."""
+    factory = ref.get("source") == "factory"
+    key, kw_key = ("factory", "args") if factory else ("class", "kwargs")
+    path = ref.get(key)
+    C.need(isinstance(path, str) and IMPORT_PATH_RE.fullmatch(path) is not None,
+           f"manifest model.{key} {str(path)[:80]!r} is not 'package.module:name'")
+    kwargs = ref.get(kw_key) or {}
+    C.need(isinstance(kwargs, dict), f"manifest model.{kw_key} must be a JSON object")
     if not allow_import:
-        raise ConfigError(f"this model was exported from your own class {path}; pass model=... "
-                          "(an instance of it) or allow_import=True to import it from your "
+        raise ConfigError(f"this model was exported from your own {key} {path}; pass model=<an "
+                          f"instance of it> (Python), or {ALLOW_IMPORT} to import it from your "
                           "environment (nothing is ever imported from the file itself)")
-    module, _, qual = path.partition(":")
-    try:
-        obj = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import {path}: {exc}") from None
+    if factory:
+        return build_from_factory(path, kwargs, allow_import)
+    obj = import_object(path, allow_import, "model class")
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise ConfigError(f"{path} is not an nn.Module class")
-    kwargs = ref.get("kwargs") or {}
-    C.need(isinstance(kwargs, dict), "manifest model.kwargs must be a JSON object")
-    try:
-        return obj(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot build {path}(**{kwargs}): {exc}") from None
+    return call_constructor(obj, path, kwargs)
 
 
 def construct(ref: Dict[str, Any], allow_import: bool = False, device: Optional[str] = None) -> nn.Module:
@@ -104,8 +102,8 @@ def construct(ref: Dict[str, Any], allow_import: bool = False, device: Optional[
     source = ref.get("source")
     if source == "registry":
         model = _registry(ref.get("arch"), device)
-    elif source == "module":
-        model = _user_class(ref, allow_import)
+    elif source in ("module", "factory"):
+        model = _user_code(ref, allow_import)
     else:
         raise ConfigError("the export records no architecture; pass model=<an instance of it>")
     return _with_scalar_layer(model, ref)
@@ -153,9 +151,15 @@ def check_layer(name: str, layer: QuantizedLayer, mod: nn.Module, err) -> None:
                   "in the architecture")
 
 
+OWNED = ("weight", "bias", "weight_quantizer", "input_quantizer", "bias_quantizer",
+         "input_quantizers")
+
+
 def _owned(key: str, layers) -> bool:
+    """Whether ``key`` is the weight, bias or quantizer state of a quantized layer (stored in
+    the layer's QuantizedLayer, not in the float state)."""
     parts = key.split(".")
-    return any(".".join(parts[:i]) in layers for i in range(1, len(parts)))
+    return any(".".join(parts[:i]) in layers and parts[i] in OWNED for i in range(1, len(parts)))
 
 
 def check_structure(base: nn.Module, ex, err) -> None:
@@ -172,6 +176,14 @@ def check_structure(base: nn.Module, ex, err) -> None:
                   f"unexpected {extra[:5]}, wrong shape {wrong[:5]}")
 
 
+def check_architecture(ex, err=FormatError) -> None:
+    """The stored layers and state fit the registry architecture ``ex`` names, checked on the
+    ``meta`` device (no memory): before a loader decodes codes, and before a model is built."""
+    meta = construct(ex.model_ref, False, "meta")
+    _apply_structure(meta, ex, err)
+    check_structure(meta, ex, err)
+
+
 def build_base(ex, model: Optional[nn.Module] = None, allow_import: bool = False) -> nn.Module:
     """The float architecture of ``ex`` with folded BNs replaced (quantized layers untouched)."""
     from_file = model is None and ex.model is None
@@ -181,25 +193,25 @@ def build_base(ex, model: Optional[nn.Module] = None, allow_import: bool = False
                                   ex.model_ref)
     else:
         if ex.model_ref.get("source") == "registry":  # shapes first, without memory
-            meta = construct(ex.model_ref, allow_import, "meta")
-            _apply_structure(meta, ex, err)
-            check_structure(meta, ex, err)
+            check_architecture(ex, err)
         base = construct(ex.model_ref, allow_import)
     _apply_structure(base, ex, err)
     check_structure(base, ex, err)
     return base.eval()
 
 
-def build_runtime(ex, make: Callable[[QuantizedLayer], nn.Module], model: Optional[nn.Module] = None,
+def build_runtime(ex, make: Callable[..., nn.Module], model: Optional[nn.Module] = None,
                   allow_import: bool = False) -> nn.Module:
-    """``build_base`` + every quantized layer replaced by ``make(layer)`` + float state loaded."""
+    """``build_base`` + float state loaded + every quantized layer replaced by
+    ``make(layer, module)``, where ``module`` is the architecture's layer at that name (the
+    runtime layer adopts its class, attributes and remaining state)."""
     base = build_base(ex, model, allow_import)
-    for name, layer in ex.quantized.layers.items():
-        set_module(base, name, make(layer))
     state = {**ex.quantized.float_state, **ex.int_state}
     missing, unexpected = base.load_state_dict(state, strict=False)
     missing = [k for k in missing if not _owned(k, ex.quantized.layers)]
     if missing or unexpected:  # check_structure makes this unreachable; keep the guard
         raise ConfigError(f"state does not fit the model: missing {missing[:5]}, "
                           f"unexpected {unexpected[:5]}")
+    for name, layer in ex.quantized.layers.items():
+        set_module(base, name, make(layer, base.get_submodule(name)))
     return base.eval()

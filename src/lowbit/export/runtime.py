@@ -33,10 +33,12 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.convert import QuantizedLayer
+from ..nn.linearity import linear_probe
 from ..ops.affine import fake_quantize, quantize
 from ..ops.axes import normalize_axis
 from ..ops.transforms import log2_quantize_values
 from ..quantizers.base import QParams
+from .layer_base import RuntimeLayer
 
 EXACT_LIMIT = 2.0 ** 53  # float64 holds every integer below this exactly
 FAST_LIMIT = 2.0 ** 24  # float32 too: layers whose sums stay below it accumulate in float32
@@ -120,37 +122,44 @@ def run_op(op: str, attrs, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.T
     return conv(x, w, b, attrs["stride"], padding, attrs["dilation"], attrs["groups"])
 
 
-class DequantLayer(nn.Module):
-    """Fake-quant reconstruction of one Conv/Linear: the model's own float operations."""
+class DequantLayer(RuntimeLayer):
+    """Fake-quant reconstruction of one Conv/Linear: fake-quantized input, dequantized weight,
+    then the layer's own forward: the same float operations as the fake-quant model."""
 
-    def __init__(self, layer: QuantizedLayer):
-        super().__init__()
-        self.op, self.attrs, self.name = layer.op, dict(layer.attrs), layer.name
+    _own_names = ("act",)
+
+    def __init__(self, layer: QuantizedLayer, *, module: Optional[nn.Module] = None):
+        self._adopt(layer, module)
         qp = layer.input_qparams[0] if layer.input_qparams else None
         self.act = ActQuant(qp) if qp is not None else None
         # contiguous like an nn.Parameter: conv kernels (and their rounding) depend on strides
-        self.register_buffer("weight", layer.dequantized_weight().float().contiguous(), persistent=False)
+        self._runtime_buffer("weight", layer.dequantized_weight().float().contiguous())
         bias = layer.dequantized_bias()
-        self.register_buffer("bias", None if bias is None else bias.float(), persistent=False)
+        self._runtime_buffer("bias", None if bias is None else bias.float())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         if self.act is not None:
             x = self.act.fake(x)
-        return run_op(self.op, self.attrs, x, self.weight, self.bias)
+        return self.float_forward(x, *args, **kwargs)
 
 
-class IntegerLayer(nn.Module):
+class IntegerLayer(RuntimeLayer):
     """Integer x integer accumulation, rescaled once per output channel (see module docstring).
 
     ``mode`` tells how exact it is: ``integer`` (both operands whole numbers, exact
     accumulation), ``float-input`` / ``float-weight`` (one operand float, float64 math),
     ``scaled-slices`` (column/group scales applied before accumulation, float64), ``inexact``
-    (|acc| could reach 2^53; float64 math with a warning).
+    (|acc| could reach 2^53; float64 math with a warning), ``float-forward`` (the layer's own
+    forward is not linear in its input and weight, e.g. a weight-standardized convolution: it
+    runs in float64 on the dequantized weight). A layer with its own forward is checked with
+    :func:`lowbit.nn.linearity.linear_probe` on its first input; until then its mode ends in
+    ``?``.
     """
 
-    def __init__(self, layer: QuantizedLayer):
-        super().__init__()
-        self.op, self.attrs, self.name = layer.op, dict(layer.attrs), layer.name
+    _own_names = ("act", "w", "w_scale", "mode", "bound", "acc_dtype")
+
+    def __init__(self, layer: QuantizedLayer, *, module: Optional[nn.Module] = None):
+        self._adopt(layer, module)
         qp = layer.input_qparams[0] if layer.input_qparams else None
         self.act = ActQuant(qp) if qp is not None else None
         if layer.weight_codes is not None:
@@ -162,12 +171,16 @@ class IntegerLayer(nn.Module):
         if self.mode == "inexact":
             warnings.warn(f"IntegerExecutor: layer {self.name} could accumulate beyond 2^53; "
                           "running it in float64 (not exact)")
-        self.acc_dtype = torch.float32 if self.mode == "integer" and self.bound < FAST_LIMIT \
-            else torch.float64
+        # an own forward may use the weight more than once: its sums get float64's headroom
+        fast = self.mode == "integer" and self.bound < FAST_LIMIT and not self.own_forward
+        self.acc_dtype = torch.float32 if fast else torch.float64
+        if self.own_forward:
+            self.mode += "?"
         self.register_buffer("w", w.to(self.acc_dtype), persistent=False)  # whole numbers if integer
         self.register_buffer("w_scale", scale, persistent=False)  # (out,)
         bias = layer.dequantized_bias()
-        self.register_buffer("bias", None if bias is None else bias.double(), persistent=False)
+        self._runtime_buffer("bias", bias)  # added in float64 after the rescale
+        self._runtime_buffer("weight", layer.dequantized_weight().float().contiguous())
 
     def _mode(self, layer: QuantizedLayer, w: torch.Tensor, rows: bool) -> str:
         self.bound = float("inf")
@@ -180,16 +193,31 @@ class IntegerLayer(nn.Module):
         self.bound = float(w.abs().reshape(w.shape[0], -1).sum(dim=1).max()) * self.act.max_int()
         return "integer" if self.bound < EXACT_LIMIT else "inexact"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _check_forward(self, x: torch.Tensor) -> None:
+        """Decide, on the first input, whether the own forward may run on integers."""
+        shape = (1,) + tuple(x.shape[1:]) if x.dim() > 1 else tuple(x.shape)
+        failed = linear_probe(lambda xp, w, b: self.float_forward_with(xp, w, b), shape,
+                              tuple(self.w.shape), -1 if self.op == "linear" else 1)
+        self.mode = self.mode[:-1] if failed is None else "float-forward"
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if self.mode.endswith("?"):
+            self._check_forward(x)
+        if self.mode == "float-forward":
+            xf = self.act.fake(x) if self.act is not None else x
+            b = None if self.runtime_bias is None else self.runtime_bias.double()
+            y = self.float_forward_with(xf.double(), self.runtime_weight.double(), b, *args, **kwargs)
+            return y.to(x.dtype)
         if self.act is not None:
             xi, sx = self.act.integer(x)  # whole numbers (float64), scalar scale
         else:
             xi, sx = x.double(), torch.ones((), dtype=torch.float64)
-        acc = run_op(self.op, self.attrs, xi.to(self.acc_dtype), self.w, None).double()  # exact
+        zero = torch.zeros(self.w.shape[0], dtype=self.acc_dtype) if self.own_forward else None
+        acc = self.float_forward_with(xi.to(self.acc_dtype), self.w, zero, *args, **kwargs).double()
         shape = (-1,) if self.op == "linear" else (-1,) + (1,) * (acc.dim() - 2)
         y = acc * (sx * self.w_scale).reshape(shape)
-        if self.bias is not None:
-            y = y + self.bias.reshape(shape)
+        if self.runtime_bias is not None:
+            y = y + self.runtime_bias.double().reshape(shape)
         return y.to(x.dtype)
 
 
@@ -209,9 +237,9 @@ class RuntimeAdd(nn.Module):
         return fa + fb
 
 
-def make_dequant(layer: QuantizedLayer) -> nn.Module:
-    return RuntimeAdd(layer) if layer.op == "add" else DequantLayer(layer)
+def make_dequant(layer: QuantizedLayer, module: Optional[nn.Module] = None) -> nn.Module:
+    return RuntimeAdd(layer) if layer.op == "add" else DequantLayer(layer, module=module)
 
 
-def make_integer(layer: QuantizedLayer) -> nn.Module:
-    return RuntimeAdd(layer) if layer.op == "add" else IntegerLayer(layer)
+def make_integer(layer: QuantizedLayer, module: Optional[nn.Module] = None) -> nn.Module:
+    return RuntimeAdd(layer) if layer.op == "add" else IntegerLayer(layer, module=module)

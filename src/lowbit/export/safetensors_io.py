@@ -17,19 +17,18 @@ must tile the buffer exactly (no holes, no overlaps, no trailing bytes).
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
 from ..errors import FormatError
+from ..files import write_bytes
 
 DTYPES = {"F32": np.dtype("<f4"), "U8": np.dtype("u1"), "I32": np.dtype("<i4")}
 NAMES = {v: k for k, v in DTYPES.items()}
-MAX_HEADER_BYTES = 64 << 20
+MAX_HEADER_BYTES = 2 << 20  # lowbit writes ~50 KB; parsing JSON costs up to ~20x its size in memory
 MAX_DIMS = 8
 MAX_ELEMENTS = 1 << 34
 
@@ -72,18 +71,8 @@ def to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> 
 
 
 def write_file(path, blob: bytes) -> None:
-    """Write ``blob`` atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``blob`` atomically (temporary file + rename, see :mod:`lowbit.files`)."""
+    write_bytes(path, blob)
 
 
 def header_size(blob: bytes) -> int:

@@ -32,9 +32,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.user import factory_reference
 from ..nn.convert import QuantizedModel, convert
 from ..nn.graph import bn_factors, example_input_for, find_bn_pairs
 from ..nn.layers import ScalarLayer
+from ..nn.inputs import first_tensor, inputs_to
 from ..nn.modules import QuantAdd
 from ..nn.prepare import quant_layers
 from ..quantizers.base import QParams
@@ -59,8 +61,13 @@ class Exportable:
     data: Optional[Dict[str, Any]] = None
     fold_bn: bool = False
     model: Optional[nn.Module] = field(default=None, repr=False)  # live source, never saved
+    example: Any = field(default=None, repr=False)  # live example input (any form), never saved
 
-    def example_input(self) -> torch.Tensor:
+    def example_input(self):
+        """The example input it was made with (a tensor, tuple or dict; on the CPU), else zeros
+        of ``input_shape``."""
+        if self.example is not None:
+            return inputs_to(self.example, torch.device("cpu"))
         return torch.zeros(self.input_shape or [1])
 
     def base_model(self, model: Optional[nn.Module] = None, allow_import: bool = False) -> nn.Module:
@@ -111,7 +118,12 @@ def _fold_float_layers(qm: QuantizedModel, model: nn.Module, x: torch.Tensor) ->
 
 
 def model_reference(model: nn.Module, module_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """``{"source": "registry", "arch": spec}`` or ``{"source": "module", "class": ..., "kwargs": ...}``."""
+    """``{"source": "factory", "factory": ..., "args": ...}`` (built by a recipe's model
+    factory), ``{"source": "registry", "arch": spec}`` or ``{"source": "module", "class": ...,
+    "kwargs": ...}``."""
+    factory = factory_reference(model)
+    if factory and module_kwargs is None:
+        return {"source": "factory", **factory}
     spec = getattr(model, "lowbit_spec", None)
     if isinstance(spec, dict) and module_kwargs is None:
         return {"source": "registry", "arch": spec}
@@ -150,10 +162,13 @@ def _split_state(qm: QuantizedModel) -> Dict[str, torch.Tensor]:
     return ints
 
 
-def exportable(source, *, fold_bn: bool = True, example_input: Optional[torch.Tensor] = None,
+def exportable(source, *, fold_bn: bool = True, example_input=None,
                module_kwargs: Optional[Dict[str, Any]] = None,
                data: Optional[Dict[str, Any]] = None) -> Exportable:
     """An :class:`Exportable` from a prepared+calibrated model, a QuantizedModel or an Exportable.
+
+    ``example_input``: one batch (a tensor, a tuple of positional inputs or a dict of keyword
+    inputs); registry models build one themselves.
 
     Raises ConfigError for models that were never prepared or calibrated (from ``convert``).
     A bare QuantizedModel has no quantizer modules: zero points are then stored wherever one
@@ -178,5 +193,5 @@ def exportable(source, *, fold_bn: bool = True, example_input: Optional[torch.Te
     structure = [list(p) for p in getattr(model, "lowbit_folded_pairs", [])]
     if fold_bn:
         structure += _fold_float_layers(qm, model, x)
-    return Exportable(qm, model_reference(model, module_kwargs), structure, list(x.shape),
-                      _split_state(qm), data, fold_bn, model)
+    return Exportable(qm, model_reference(model, module_kwargs), structure,
+                      list(first_tensor(x).shape), _split_state(qm), data, fold_bn, model, x)

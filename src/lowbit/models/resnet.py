@@ -12,7 +12,10 @@ torchvision ResNet-18 state dicts should load into ``resnet18`` at 224 px with 1
   Shortcuts use option B (1x1 conv + BN) where the shape changes, instead of the paper's
   parameter-free option A (zero padding), because quantizers and BN folding need real layers.
 * ``resnet18``: ImageNet ResNet-18. For ``input_size <= 64`` the stem becomes conv3x3 stride 1
-  without max pool (the usual CIFAR adaptation).
+  without max pool (the usual CIFAR adaptation). ``width_mult`` scales every width (stem
+  included): ``width_mult=0.5`` (32/64/128/256) at 96 px is the Imagenette network of the
+  learned-quantization thesis (Chinbat 2025), an initial conv block and four residual stages
+  small enough to train on a CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ._checks import boolean
+from ._checks import boolean, positive_float
 from .factory import register_model
 from .layers import Add, init_weights
 
@@ -69,7 +72,7 @@ class ResNet(nn.Module):
     """Stem, ``len(widths)`` stages of basic blocks (stride 1 then 2), global pool, Linear.
 
     ``stem="cifar"`` is conv3x3 stride 1 with ``widths[0]`` channels; ``stem="imagenet"`` is
-    conv7x7 stride 2 with 64 channels and a 3x3 stride-2 max pool.
+    conv7x7 stride 2 with ``stem_width`` (default 64) channels and a 3x3 stride-2 max pool.
 
     >>> model = ResNet(blocks=[1, 1, 1], widths=[16, 32, 64], num_classes=10)
     >>> model(torch.zeros(2, 3, 32, 32)).shape
@@ -84,14 +87,15 @@ class ResNet(nn.Module):
         in_channels: int = 3,
         stem: str = "cifar",
         zero_init_residual: bool = True,
+        stem_width: Optional[int] = None,
     ):
         super().__init__()
         if stem == "imagenet":
-            stem_width = 64
+            stem_width = stem_width or 64
             self.conv1 = nn.Conv2d(in_channels, stem_width, 7, 2, 3, bias=False)
             self.maxpool: nn.Module = nn.MaxPool2d(3, 2, 1)
         else:
-            stem_width = widths[0]
+            stem_width = stem_width or widths[0]
             self.conv1 = nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(stem_width)
@@ -150,12 +154,14 @@ for _depth in (20, 32, 44, 56):
 
 @register_model(
     "resnet18",
-    description="ResNet-18 (He et al. 2016); CIFAR stem (conv3x3 s1, no max pool) at <= 64 px",
+    description="ResNet-18 (He et al. 2016); CIFAR stem (conv3x3 s1, no max pool) at <= 64 px; "
+                "width_mult scales every width",
     dataset="CIFAR-10",
     min_input_size=16,  # CIFAR stem, total stride 8: last feature map >= 2x2
-    args=_RESNET_ARGS,
+    args={**_RESNET_ARGS, "width_mult": (1.0, positive_float)},
 )
-def _build_resnet18(num_classes, in_channels, input_size, zero_init_residual) -> nn.Module:
+def _build_resnet18(num_classes, in_channels, input_size, zero_init_residual, width_mult) -> nn.Module:
     stem = "cifar" if input_size <= SMALL_INPUT_MAX else "imagenet"
-    return ResNet([2, 2, 2, 2], [64, 128, 256, 512], num_classes, in_channels, stem,
-                  zero_init_residual)
+    widths = [max(1, round(w * width_mult)) for w in (64, 128, 256, 512)]
+    return ResNet([2, 2, 2, 2], widths, num_classes, in_channels, stem, zero_init_residual,
+                  stem_width=widths[0])

@@ -1,7 +1,10 @@
 """Find which layer feeds which BatchNorm, by running one forward pass with hooks.
 
 Hooks see real tensors, so this works for any nn.Module (no tracing): a BatchNorm whose input
-is the very tensor a Conv/Linear returned is paired with that layer.
+is the very tensor a Conv/Linear returned is paired with that layer. A layer subclass with its
+own ``forward`` is paired only if that forward is linear in its weight (see
+:mod:`lowbit.nn.linearity`): folding scales weight rows, which a weight-standardized
+convolution would undo.
 
 >>> import torch
 >>> from torch import nn
@@ -12,20 +15,25 @@ is the very tensor a Conv/Linear returned is paired with that layer.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from .control import quantizers_disabled
+from .inputs import model_device, run_model
+from .linearity import module_is_linear
+from .modules import has_own_forward
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
-def example_input_for(model: nn.Module, example_input: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The given example input, or one built from ``model.lowbit_spec`` (registry models)."""
+def example_input_for(model: nn.Module, example_input=None):
+    """The given example input (a tensor, a tuple of positional inputs or a dict of keyword
+    inputs, see :mod:`lowbit.nn.inputs`), or one built from ``model.lowbit_spec`` (registry
+    models)."""
     if example_input is not None:
         return example_input
     spec = getattr(model, "lowbit_spec", None)
@@ -36,13 +44,15 @@ def example_input_for(model: nn.Module, example_input: Optional[torch.Tensor] = 
 
 
 @torch.no_grad()
-def find_bn_pairs(model: nn.Module, example_input: Optional[torch.Tensor] = None
-                  ) -> List[Tuple[str, str]]:
+def find_bn_pairs(model: nn.Module, example_input=None) -> List[Tuple[str, str]]:
     """(layer name, batch-norm name) for every BN that directly consumes a Conv/Linear output."""
     x = example_input_for(model, example_input)
     producers, pairs, handles = {}, [], []
 
-    def produced(name: str, out) -> None:
+    def produced(name: str, mod: nn.Module, args, out) -> None:
+        float_cls = getattr(mod, "_lowbit_float_class", type(mod))
+        if has_own_forward(float_cls) and not (args and module_is_linear(mod, args[0])):
+            return
         producers[id(out)] = (name, out)  # keep ``out`` alive so its id is not reused
 
     def consumed(name: str, args) -> None:  # hooks return None: inputs stay untouched
@@ -52,15 +62,14 @@ def find_bn_pairs(model: nn.Module, example_input: Optional[torch.Tensor] = None
 
     for name, mod in model.named_modules():
         if isinstance(mod, _LAYERS):
-            handles.append(mod.register_forward_hook(lambda m, i, o, n=name: produced(n, o)))
+            handles.append(mod.register_forward_hook(lambda m, i, o, n=name: produced(n, m, i, o)))
         elif isinstance(mod, _BN):
             handles.append(mod.register_forward_pre_hook(lambda m, i, n=name: consumed(n, i)))
     was_training = model.training
     try:
         model.eval()
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
         with quantizers_disabled(model):
-            model(x.to(device))
+            run_model(model, x, model_device(model))
     finally:
         model.train(was_training)
         for h in handles:

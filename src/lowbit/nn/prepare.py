@@ -24,8 +24,8 @@ from ..errors import CheckpointError, ConfigError
 from ..quantizers import make_quantizer
 from ..quantizers.base import Quantizer
 from .layers import Add
-from .modules import QuantAdd, QuantMixin, is_quant_layer, unwrap_layer, wrap_add, wrap_layer
-from .resolve import LayerPlan, plan_layers
+from .modules import QuantAdd, QuantMixin, check_wrappable, is_quant_layer, unwrap_layer, wrap_add, wrap_layer
+from .resolve import LayerPlan, nothing_matches, plan_layers, warn_unquantized
 from .spec import QuantSpec
 
 QUANTIZER_SLOTS = ("weight_quantizer", "input_quantizer", "bias_quantizer", "input_quantizers")
@@ -57,14 +57,22 @@ def _int_bias_applies(plan: LayerPlan) -> bool:
     return True
 
 
-def _check_folded(model: nn.Module) -> None:
+def _check_folded(model: nn.Module, example_input) -> None:
     """int_bias rounds biases to the grid of the deployed layers: refuse batch norms that would
-    still be folded into them later (models without ``lowbit_spec`` cannot be traced here)."""
+    still be folded into them later. Seeing which layer feeds a BN takes one forward pass, on
+    ``example_input`` or the registry model's own input; without either, any BN is refused."""
     from .graph import find_bn_pairs  # graph -> control -> prepare: import at use
 
-    if getattr(model, "lowbit_spec", None) is None:
+    bns = [n for n, m in model.named_modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    if not bns:
         return
-    pairs = find_bn_pairs(model)
+    if example_input is None and getattr(model, "lowbit_spec", None) is None:
+        raise ConfigError(
+            f"int_bias rounds biases to the accumulator grid of the deployed layers, and "
+            f"{type(model).__name__} has {len(bns)} batch norm(s) (e.g. {bns[0]}) that may still "
+            "be folded into them; fold them first (lowbit.fold_batchnorm(model, x, inplace=True)) "
+            "or pass prepare(..., example_input=x) so lowbit can see which layers they follow")
+    pairs = find_bn_pairs(model, example_input)
     if pairs:
         raise ConfigError(
             f"int_bias rounds biases to the accumulator grid of the deployed layers, but "
@@ -92,7 +100,7 @@ def _wrap(plan: LayerPlan, int_bias: bool = False) -> None:
         bq = make_quantizer(plan.bias.replace(granularity="tensor"), "weight", mod.bias.shape,
                             name=f"{plan.name}.bias")
         bq.init_from_tensor(mod.bias)
-    wrap_layer(mod, wq, aq, bq)
+    wrap_layer(mod, wq, aq, bq, plan.name)
     mod.lowbit_int_bias = bool(int_bias and _int_bias_applies(plan))
     _pin(plan, wq, aq)
     for q in (wq, aq, bq):
@@ -108,13 +116,17 @@ def _pin(plan: LayerPlan, weight_q: Optional[Quantizer], *act_qs: Optional[Quant
                 q.bits_pinned = role in plan.pinned
 
 
-def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool = False) -> nn.Module:
+def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool = False,
+            example_input=None) -> nn.Module:
     """Return ``model`` with fake quantizers on the layers ``spec`` selects.
 
-    Weight quantizers are initialised from the weights at once (with their observer);
-    activation quantizers need :func:`lowbit.calibrate` (or they initialise from the first
-    training batch). Raises ConfigError for patterns that match nothing or unquantizable
-    modules, listing the layers that exist.
+    Any nn.Conv1d/Conv2d/Linear, including subclasses with their own ``forward``, is wrapped
+    (see :mod:`lowbit.nn.modules`). Weight quantizers are initialised from the weights at once
+    (with their observer); activation quantizers need :func:`lowbit.calibrate` (or they
+    initialise from the first training batch). ``example_input`` (one batch) lets
+    ``spec.int_bias`` check that no batch norm is left to fold on models outside the registry.
+    Raises ConfigError for patterns that match nothing, unquantizable modules or layers it
+    cannot wrap, naming them and the reason.
     """
     spec = spec if spec is not None else QuantSpec()
     if not isinstance(model, nn.Module):
@@ -124,13 +136,16 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
     if not inplace:
         model = copy.deepcopy(model)
     if spec.int_bias:
-        _check_folded(model)
+        _check_folded(model, example_input)
     plans = plan_layers(model, spec)
     if not plans:
-        raise ConfigError(f"no layer matches layers={list(spec.layers)} in {type(model).__name__}; "
-                          "nothing to quantize")
+        raise ConfigError(nothing_matches(model, spec))
+    for plan in plans:
+        if not isinstance(plan.module, Add):
+            check_wrappable(plan.name, plan.module)
     for plan in plans:
         _wrap(plan, spec.int_bias)
+    warn_unquantized(model)  # once per float layer type (LSTM, MultiheadAttention, ...)
     model.lowbit_quant_spec = spec
     return model
 

@@ -39,10 +39,11 @@ def _check_change(value: Change, what: str) -> Change:
 class LayerOverride:
     """Changes for the layers whose name matches ``pattern``.
 
-    pattern: a glob on module names (``layer1.*.conv1``), ``re:<regex>``, or ``@first`` /
-      ``@last`` (the first / last quantizable layer in registration order).
-    weight / act: a mapping of QuantizerConfig fields to change (``{bits: 8}``), or ``"float"``
-      to leave that tensor unquantized.
+    pattern: a glob on module names (``layer1.*.conv1``), ``re:<regex>``, ``@first`` /
+      ``@last`` (the first / last quantizable layer in registration order), or a layer type:
+      ``@conv`` (Conv1d/Conv2d) or ``@linear`` (alias ``@dense``).
+    weight / act / bias: a mapping of QuantizerConfig fields to change (``{bits: 8}``), or
+      ``"float"`` to leave that tensor unquantized.
     skip: leave the layer entirely in float (no wrapper).
     """
 
@@ -50,12 +51,14 @@ class LayerOverride:
     weight: Change = None
     act: Change = None
     skip: bool = False
+    bias: Change = None
 
     def __post_init__(self):
         if not isinstance(self.pattern, str) or not self.pattern:
             raise ConfigError(f"override pattern must be a non-empty string, got {self.pattern!r}")
         object.__setattr__(self, "weight", _check_change(self.weight, "weight"))
         object.__setattr__(self, "act", _check_change(self.act, "act"))
+        object.__setattr__(self, "bias", _check_change(self.bias, "bias"))
 
 
 @dataclass(frozen=True)

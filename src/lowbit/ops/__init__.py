@@ -7,6 +7,7 @@ transforms, the nested learned-scale Function of Chinbat's thesis, and bit packi
 
 from .affine import clip_round, dequantize, fake_quantize, fake_quantize_bias, int_dtype, quantize
 from .axes import broadcast_shape, normalize_axis, per_axis, reduce_dims, to_groups
+from .compiled import set_compile_breakeven
 from .gradients import ceil_ste, fill_levels_ste, grad_scale
 from .kernels import (exact_gradients, fast_clip_round, fast_fake_quantize, fast_kernels_enabled,
                       set_exact_gradients, set_fast_kernels)
@@ -23,6 +24,7 @@ __all__ = [
     "quantize", "dequantize", "fake_quantize", "fake_quantize_bias", "fast_fake_quantize", "int_dtype",
     "clip_round", "fast_clip_round",
     "set_fast_kernels", "fast_kernels_enabled", "set_exact_gradients", "exact_gradients",
+    "set_compile_breakeven",
     "broadcast_shape", "normalize_axis", "per_axis", "reduce_dims", "to_groups",
     "ESTIMATORS", "check_estimator", "round_with", "round_ste", "round_ewgs", "floor_ste",
     "discretize", "grad_scale", "ceil_ste", "fill_levels_ste", "nested_floor_quantize",

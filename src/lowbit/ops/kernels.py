@@ -21,6 +21,11 @@ parameter.
 Estimators whose backward calls a transcendental function (acos, tanh, invtanh) always use the
 eager kernel, since compiled ``sin``/``tanh``/``atanh`` round differently.
 
+Compilation must never cost more than it saves, whatever the model: every call goes through a
+canonical view (:mod:`lowbit.ops.layout`: ``(N,)`` per tensor, ``(C, n)`` per output channel,
+in memory order), so one graph serves every layer shape and memory format, and a signature is
+compiled only after its eager calls have taken as long as a compile (:mod:`lowbit.ops.compiled`).
+
 It needs a C++ compiler on CPU; if compilation fails, lowbit warns once and falls back to eager
 for the process. Control: ``LOWBIT_COMPILE=0`` (or ``set_fast_kernels(False)``) disables it;
 ``1`` forces it (default on).
@@ -29,13 +34,15 @@ for the process. Control: ``LOWBIT_COMPILE=0`` (or ``set_fast_kernels(False)``) 
 from __future__ import annotations
 
 import os
-import warnings
-from typing import Callable, Dict, Optional
+import time
+from typing import Callable, Optional
 
 import torch
 from torch.autograd import Function
 
 from .affine import clip_round, fake_quantize
+from .compiled import charge, decide, run as run_compiled
+from .layout import canonical
 from .rounding import ESTIMATORS, _ScaledRound, check_rounding, floor_fix
 
 _state = {"enabled": None, "failed": False, "exact": None}
@@ -43,7 +50,6 @@ _state = {"enabled": None, "failed": False, "exact": None}
 #: acos/tanh/invtanh call sin/tanh/atanh, whose compiled (vectorised) versions differ from
 #: eager's in the last bit, so those run the eager kernel
 FUSED_ESTIMATORS = ("ste", "pbgs", "ewgs")
-_compiled: Dict[str, Callable] = {}
 
 
 def set_fast_kernels(enabled: Optional[bool]) -> None:
@@ -103,19 +109,20 @@ def _estimator_scale(estimator: str, rounding: str = "round") -> Optional[Callab
 
 def _fq_backward(g, x, scale, zero_point, qmin, qmax, rounding: str, est_scale: Optional[Callable],
                  delta: float, alpha: float, need_x: bool, need_s: bool, need_z: bool,
-                 combine: bool = False):
+                 combine: bool = False, codes=None):
     """Per-element gradient terms, each the expression eager autograd computes for that op.
 
     y = (clamp(round(x / s) + z, qmin, qmax) - z) * s. Returns ``dx`` and the unreduced terms
     of ``ds`` (from ``* s`` and from ``x / s``) and ``dz`` (from ``+ z`` and ``- z``).
+    ``codes``: ``(u, r, v)`` of the forward (eager path), recomputed when None (compiled).
     """
-    u, r, v = _codes(x, scale, zero_point, rounding)
+    u, r, v = _codes(x, scale, zero_point, rounding) if codes is None else codes
     gd = g * scale                                            # MulBackward (self): grad * other
     gc = torch.where((v >= qmin) & (v <= qmax), gd, gd.new_zeros(()))  # ClampBackward
     gr = gc if est_scale is None else gc * est_scale(u - r, gc, delta, alpha)
     gx = gr / scale if need_x else None                       # DivBackward (self): grad / other
     gs_mul = g * (torch.clamp(v, qmin, qmax) - zero_point) if need_s else None  # grad * self
-    gs_div = -(gr * (x / scale / scale)) if need_s else None  # DivBackward (other)
+    gs_div = -(gr * (u / scale)) if need_s else None  # DivBackward (other): x / s / s
     gz_add = gc if need_z else None
     gz_sub = -gd if need_z else None
     if combine:  # one input-sized term per parameter, reduced once by the caller
@@ -128,17 +135,22 @@ def _cr_forward(x, lower, upper, step):
     return torch.round(torch.clamp(x, lower, upper) / step) * step
 
 
+def _cr_codes(x, lower, upper, step):
+    xc = torch.clamp(x, lower, upper)
+    u = xc / step
+    return xc, u, torch.round(u)
+
+
 def _cr_backward(g, x, lower, upper, step, est_scale: Optional[Callable], delta: float,
                  alpha: float, need_x: bool, need_lo: bool, need_hi: bool, need_d: bool,
-                 combine: bool = False):
+                 combine: bool = False, codes=None):
     """Per-element gradient terms of ``clip_round`` as eager autograd computes them.
 
     y = round(clamp(x, lo, hi) / d) * d. Returns ``dx``, the unreduced ``dlo``, ``dhi`` (the
-    ClampBackward rules for tensor bounds) and the two unreduced terms of ``dd``.
+    ClampBackward rules for tensor bounds) and the two unreduced terms of ``dd``. ``codes``:
+    ``(clamp(x), u, r)`` of the forward (eager path), recomputed when None (compiled).
     """
-    xc = torch.clamp(x, lower, upper)
-    u = xc / step
-    r = torch.round(u)
+    xc, u, r = _cr_codes(x, lower, upper, step) if codes is None else codes
     gr = g * step                                             # MulBackward (self)
     gu = gr if est_scale is None else gr * est_scale(u - r, gr, delta, alpha)
     gxc = gu / step                                           # DivBackward (self)
@@ -147,7 +159,7 @@ def _cr_backward(g, x, lower, upper, step, est_scale: Optional[Callable], delta:
     glo = torch.where((x < lower) & (lower < upper), gxc, zero) if need_lo else None
     ghi = torch.where((x > upper) | (upper < lower), gxc, zero) if need_hi else None
     gd_mul = g * r if need_d else None                        # MulBackward (other)
-    gd_div = -(gu * (xc / step / step)) if need_d else None   # DivBackward (other)
+    gd_div = -(gu * (u / step)) if need_d else None           # DivBackward (other): xc / d / d
     if combine and need_d:
         return gx, glo, ghi, gd_mul + gd_div, None
     return gx, glo, ghi, gd_mul, gd_div
@@ -158,25 +170,31 @@ _EAGER = {"forward": _fq_forward, "backward": _fq_backward,
 
 
 def _run(name: str, *args):
-    """Run the compiled ``name`` loop; on a compiler failure warn once and run it eagerly
-    (same expressions, same result) for the rest of the process."""
-    if not _state["failed"]:
-        try:
-            if name not in _compiled:
-                import torch._dynamo
+    """The ``name`` loop compiled (see :mod:`lowbit.ops.compiled`)."""
+    return run_compiled(name, _EAGER[name], args, _state)
 
-                # one graph per (rounding, estimator, bound kind, gradients needed)
-                torch._dynamo.config.cache_size_limit = max(
-                    torch._dynamo.config.cache_size_limit, 256)
-                _compiled[name] = torch.compile(_EAGER[name], dynamic=True)
-            return _compiled[name](*args)
-        except Exception as exc:  # compiler missing or unsupported platform: stay correct
-            out = _EAGER[name](*args)  # a bad input raises here, and is not a compiler failure
-            _state["failed"] = True
-            warnings.warn(f"lowbit: torch.compile of fake_quantize failed ({exc!r:.200}); "
-                          "using the eager kernel (set LOWBIT_COMPILE=0 to silence)")
-            return out
-    return _EAGER[name](*args)
+
+def _saved(ctx, tensors, codes) -> None:
+    """Save ``tensors`` and, on the eager path, the forward's intermediates."""
+    ctx.n_codes = len(codes)
+    ctx.save_for_backward(*tensors, *codes)
+
+
+def _unsaved(ctx):
+    saved = ctx.saved_tensors
+    n = len(saved) - ctx.n_codes
+    return saved[:n], (tuple(saved[n:]) if ctx.n_codes else None)
+
+
+def _timed_backward(ctx, name: str, args, codes):
+    """The backward loop: compiled, or (eager path, ``ctx.key`` set) eagerly with the saved
+    intermediates, its time charged to the forward's signature."""
+    if ctx.key is None:
+        return _run(name, *args)
+    start = time.perf_counter()
+    out = _EAGER[name](*args, codes=codes)
+    charge(ctx.key, time.perf_counter() - start)
+    return out
 
 
 def _reduce(t: Optional[torch.Tensor], like: torch.Tensor) -> Optional[torch.Tensor]:
@@ -191,57 +209,80 @@ class FastFakeQuantize(Function):
     """``fake_quantize`` with compiled forward/backward loops and eager reductions."""
 
     @staticmethod
-    def forward(ctx, x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha):
-        ctx.save_for_backward(x, scale, zero_point,
-                              *(b for b in (qmin, qmax) if isinstance(b, torch.Tensor)))
+    def forward(ctx, x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha, key):
         ctx.bounds = tuple(isinstance(b, torch.Tensor) for b in (qmin, qmax))
-        ctx.consts = (qmin, qmax, rounding, estimator, delta, alpha)
-        return _run("forward", x, scale, zero_point, qmin, qmax, rounding)
+        ctx.consts, ctx.key = (qmin, qmax, rounding, estimator, delta, alpha), key
+        bounds = [b for b in (qmin, qmax) if isinstance(b, torch.Tensor)]
+        if key is None:  # compiled: keep x only, the backward loop recomputes the rest
+            _saved(ctx, (x, scale, zero_point, *bounds), ())
+            return _run("forward", x, scale, zero_point, qmin, qmax, rounding)
+        codes = _codes(x, scale, zero_point, rounding)  # eager: keep them, as autograd would
+        _saved(ctx, (x, scale, zero_point, *bounds), codes)
+        return (torch.clamp(codes[2], qmin, qmax) - zero_point) * scale  # = _fq_forward
 
     @staticmethod
     def backward(ctx, g):
-        x, scale, zero_point, *tensor_bounds = ctx.saved_tensors
+        (x, scale, zero_point, *tensor_bounds), codes = _unsaved(ctx)
         qmin, qmax, rounding, estimator, delta, alpha = ctx.consts
         bounds = iter(tensor_bounds)
         qmin = next(bounds) if ctx.bounds[0] else qmin
         qmax = next(bounds) if ctx.bounds[1] else qmax
         need_x, need_s, need_z = ctx.needs_input_grad[:3]
-        gx, gs_mul, gs_div, gz_add, gz_sub = _run(
-            "backward", g, x, scale, zero_point, qmin, qmax, rounding,
-            _estimator_scale(estimator, rounding), delta, alpha, need_x, need_s, need_z,
-            not exact_gradients())
+        gx, gs_mul, gs_div, gz_add, gz_sub = _timed_backward(ctx, "backward", (
+            g, x, scale, zero_point, qmin, qmax, rounding, _estimator_scale(estimator, rounding),
+            delta, alpha, need_x, need_s, need_z, not exact_gradients()), codes)
         gs = _add(_reduce(gs_mul, scale), _reduce(gs_div, scale))
         gz = _add(_reduce(gz_add, zero_point), _reduce(gz_sub, zero_point))
-        return gx, gs, gz, None, None, None, None, None, None
+        return gx, gs, gz, None, None, None, None, None, None, None
 
 
 class FastClipRound(Function):
     """``clip_round`` with compiled forward/backward loops and eager reductions."""
 
     @staticmethod
-    def forward(ctx, x, lower, upper, step, estimator, delta, alpha):
-        ctx.save_for_backward(x, lower, upper, step)
-        ctx.consts = (estimator, delta, alpha)
-        return _run("clip_forward", x, lower, upper, step)
+    def forward(ctx, x, lower, upper, step, estimator, delta, alpha, key):
+        ctx.consts, ctx.key = (estimator, delta, alpha), key
+        if key is None:
+            _saved(ctx, (x, lower, upper, step), ())
+            return _run("clip_forward", x, lower, upper, step)
+        codes = _cr_codes(x, lower, upper, step)
+        _saved(ctx, (x, lower, upper, step), codes)
+        return codes[2] * step  # = _cr_forward
 
     @staticmethod
     def backward(ctx, g):
-        x, lower, upper, step = ctx.saved_tensors
+        (x, lower, upper, step), codes = _unsaved(ctx)
         need_x, need_lo, need_hi, need_d = ctx.needs_input_grad[:4]
         estimator, delta, alpha = ctx.consts
-        gx, glo, ghi, gd_mul, gd_div = _run("clip_backward", g, x, lower, upper, step,
-                                            _estimator_scale(estimator), delta, alpha,
-                                            need_x, need_lo, need_hi, need_d,
-                                            not exact_gradients())
+        gx, glo, ghi, gd_mul, gd_div = _timed_backward(ctx, "clip_backward", (
+            g, x, lower, upper, step, _estimator_scale(estimator), delta, alpha, need_x, need_lo,
+            need_hi, need_d, not exact_gradients()), codes)
         gd = _add(_reduce(gd_mul, step), _reduce(gd_div, step))
-        return gx, _reduce(glo, lower), _reduce(ghi, upper), gd, None, None, None
+        return gx, _reduce(glo, lower), _reduce(ghi, upper), gd, None, None, None, None
+
+
+def _needs_fused_grad(*tensors) -> bool:
+    """Gradients will flow and are the fused kind (exact ones are plain autograd's)."""
+    return (torch.is_grad_enabled() and not exact_gradients()
+            and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors))
 
 
 def fast_clip_round(x, lower, upper, step, estimator="ste", delta=0.0, alpha=1.0) -> torch.Tensor:
     """Same contract and bit-identical result as :func:`lowbit.ops.affine.clip_round` (the
     learned-range quantizer's forward), fused when enabled."""
     if fast_kernels_enabled() and not torch.jit.is_scripting() and estimator in FUSED_ESTIMATORS:
-        return FastClipRound.apply(x, lower, upper, step, estimator, float(delta), float(alpha))
+        xc, (lo, hi, d), restore = canonical(x, [lower, upper, step])
+        key = decide("clip_forward", (xc, lo, hi, d), _state)
+        args = (xc, lo, hi, d, estimator, float(delta), float(alpha))
+        if key is None:
+            return restore(FastClipRound.apply(*args, None))
+        start = time.perf_counter()  # eager until this signature has paid for its compile
+        if _needs_fused_grad(x, lower, upper, step):
+            y = restore(FastClipRound.apply(*args, key))
+        else:
+            y = clip_round(x, lower, upper, step, estimator, delta, alpha)
+        charge(key, time.perf_counter() - start)
+        return y
     return clip_round(x, lower, upper, step, estimator, delta, alpha)
 
 
@@ -251,6 +292,16 @@ def fast_fake_quantize(x, scale, zero_point, qmin, qmax, rounding="round", estim
     (and the estimator is one of :data:`FUSED_ESTIMATORS`)."""
     if fast_kernels_enabled() and not torch.jit.is_scripting() and estimator in FUSED_ESTIMATORS:
         check_rounding(rounding, estimator)
-        return FastFakeQuantize.apply(x, scale, zero_point, qmin, qmax, rounding, estimator,
-                                      float(delta), float(alpha))
+        xc, (s, z, lo, hi), restore = canonical(x, [scale, zero_point, qmin, qmax])
+        key = decide("forward", (xc, s, z, lo, hi, rounding), _state)
+        args = (xc, s, z, lo, hi, rounding, estimator, float(delta), float(alpha))
+        if key is None:
+            return restore(FastFakeQuantize.apply(*args, None))
+        start = time.perf_counter()  # eager until this signature has paid for its compile
+        if _needs_fused_grad(x, scale, zero_point):
+            y = restore(FastFakeQuantize.apply(*args, key))
+        else:
+            y = fake_quantize(x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha)
+        charge(key, time.perf_counter() - start)
+        return y
     return fake_quantize(x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha)

@@ -11,7 +11,9 @@ Public state and controls:
   ``dequantize(quantize(x)) == forward(x)`` bit for bit;
 * ``qparams(x)`` -> :class:`QParams` for convert/export/accounting;
 * ``enable()/disable()``, ``freeze()/unfreeze()``, ``set_bits(b)``, ``bits``, ``channel_bits(x)``;
-* ``init_from_range(lo, hi)`` and ``observer()`` for calibration.
+* ``init_from_range(lo, hi)`` and ``observer()`` for calibration;
+* ``scale_slices(x)`` -> :class:`ScaleSlices` (or None): the capability loss terms on learned
+  scales ask for, instead of testing for a quantizer class.
 """
 
 from __future__ import annotations
@@ -54,6 +56,33 @@ class QParams:
     @property
     def max_bits(self) -> int:
         return int(self.bits.max())
+
+
+@dataclass
+class ScaleSlices:
+    """A learned scale and the tensor it quantizes, one row per granularity slice.
+
+    ``values`` (S, n): the tensor (with its gradient); ``codes`` (S, n): its integer codes as
+    the forward pass computes them (clipped where the quantizer clips; no gradient);
+    ``scale`` (S, 1): the scale used in the forward pass, differentiable with respect to the
+    quantizer's learned parameter; ``zero_point`` (S, 1): no gradient. ``bounded``: the codes
+    are clipped to a fixed bit-width (its packed size then does not follow the codes).
+    """
+
+    values: torch.Tensor
+    codes: torch.Tensor
+    scale: torch.Tensor
+    zero_point: torch.Tensor
+    rounding: str = "round"
+    bounded: bool = True
+
+    @property
+    def elements(self) -> int:
+        return self.values.numel()
+
+    def reconstruction(self) -> torch.Tensor:
+        """``(codes - z) * s`` (S, n): the quantized values, differentiable in ``s`` only."""
+        return (self.codes - self.zero_point) * self.scale
 
 
 class Quantizer(nn.Module):
@@ -230,6 +259,24 @@ class Quantizer(nn.Module):
     def qparams(self, x: Optional[torch.Tensor] = None) -> QParams:
         """Quantization parameters (``x``: the weight, for data-dependent bit-widths)."""
         raise ConfigError(f"{type(self).__name__} does not define qparams")
+
+    def scale_slices(self, x: torch.Tensor) -> Optional[ScaleSlices]:
+        """``x`` split into slices with the learned scale of each (None: no learned scale).
+
+        Quantizers with a scale trained by backpropagation (LSQ, nested) return one, so that loss
+        terms on scales (:mod:`lowbit.methods.penalties`) work with any of them.
+        """
+        return None
+
+    def _slices(self, x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
+                rounding: str, bounded: bool) -> ScaleSlices:
+        """ScaleSlices of ``x`` for compact ``scale``/``zero_point`` (helper for subclasses)."""
+        g = self.granularity
+        xv = g.view(x)
+        codes = g.flat_slices(self._codes(xv.detach()).to(x.dtype))
+        col = lambda t: t.reshape(-1, 1)  # noqa: E731  (S,) or () -> (S, 1)
+        return ScaleSlices(g.flat_slices(xv), codes, col(scale), col(zero_point.detach()),
+                           rounding, bounded)
 
     def _check_ready(self) -> None:
         if not bool(self.initialized):

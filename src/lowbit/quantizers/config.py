@@ -27,6 +27,7 @@ GRANULARITY_ALIASES = {"scalar": ("tensor", 0), "per_tensor": ("tensor", 0),
                        "column": ("channel", 1), "per_group": ("group", 0)}
 OBSERVERS = ("minmax", "percentile", "gaussian", "mse")
 FILL_ANCHORS = ("step", "range")
+SCALE_GRADS = ("ratio", "ste")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class QuantizerConfig:
       levels, so it halves when a bit-width drops) or ``range`` (q+; the step becomes
       q+ / levels, so the clip range moves continuously and only the step jumps).
     threshold/eps: the ratio threshold lambda and epsilon of the nested quantizer.
+    scale_grad: the nested scale's gradient: ``ratio`` (the thesis's ratio-threshold rule) or
+      ``ste`` (the plain straight-through gradient ``floor(P/s) - P/s`` of the same floor
+      quantizer, which leaves scales to the task loss and loss terms: the thesis's
+      "equivalent network without the nested quantization layer logic").
     """
 
     kind: str = "lsq"
@@ -77,6 +82,7 @@ class QuantizerConfig:
     fill_anchor: str = "step"
     threshold: float = 1e-3
     eps: float = 1e-8
+    scale_grad: str = "ratio"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -121,15 +127,25 @@ class QuantizerConfig:
                 raise ConfigError(f"bits_min ({lo}) must be <= bits_max ({hi})")
             if not lo <= self.bits <= hi:
                 raise ConfigError(f"bits ({self.bits}) must lie in [bits_min, bits_max] = [{lo}, {hi}]")
+            if lo < 2 and self.signed is not False:  # signed [-n, n] at 1 bit: n = 0, no levels
+                raise ConfigError("learned_range needs bits_min >= 2 for signed values (a 1-bit "
+                                  "signed range [-n, n] has n = 0 levels); set bits_min: 2, or "
+                                  "signed: false for non-negative activations")
             if not self.symmetric:
                 raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
             if self.fill_anchor not in FILL_ANCHORS:
                 raise ConfigError(f"fill_anchor must be one of {', '.join(FILL_ANCHORS)}, got {self.fill_anchor!r}")
         if kind == "nested":
+            if self.bits is not None and self.bits < 2:  # signed floor codes at 1 bit: {-1, 0}
+                raise ConfigError(f"nested bits (the clip width) must be >= 2 or null for no clip, "
+                                  f"got {self.bits}: 1-bit signed codes {{-1, 0}} leave no positive level")
             if not (math.isfinite(self.threshold) and self.threshold > 0):
                 raise ConfigError(f"nested threshold (lambda) must be > 0, got {self.threshold}")
             if not self.eps > 0:
                 raise ConfigError(f"nested eps must be > 0, got {self.eps}")
+            if self.scale_grad not in SCALE_GRADS:
+                raise ConfigError(f"nested scale_grad must be one of {', '.join(SCALE_GRADS)}, "
+                                  f"got {self.scale_grad!r}")
         if kind in ("dorefa", "log2") and self.granularity == "group":
             raise ConfigError(f"{kind} supports tensor or channel granularity, not group")
         if kind == "log2" and self.bits < 2:

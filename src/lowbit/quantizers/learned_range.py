@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from ..ops.gradients import ceil_ste, fill_levels_ste, grad_scale
+from ..errors import ConfigError
 from ..ops.ranges import check_bits
 from ..ops.kernels import fast_clip_round
 from ..ops.rounding import round_ste
@@ -171,7 +172,11 @@ class LearnedRangeQuantizer(Quantizer):
 
     def set_bits(self, bits: int) -> None:
         """Set every slice to ``bits`` (q+ = d * n_max(bits))."""
-        self._bits = check_bits(bits)
+        bits = check_bits(bits)
+        if bits < 2 and self._signed is not False:  # a signed [-n, n] range has n = 0 at 1 bit
+            raise ConfigError(f"learned_range quantizer {self.name or ''}: 1 bit leaves no level "
+                              "for signed values; use >= 2 bits")
+        self._bits = bits
         self.tied_levels.zero_()
         if bool(self.initialized) and self._signed is not None:
             self.set_step_and_range(qplus=self.effective_step() * levels_for_bits(self._bits, self.signed))

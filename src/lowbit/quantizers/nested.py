@@ -5,6 +5,8 @@ ratio-threshold gradient of :class:`lowbit.ops.nested.NestedFloorQuant`. One sca
 granularity slice (scalar, row = axis 0, column = axis 1, channel). The bit-width is implied by
 the codes: a slice whose codes span [lo, hi] needs the smallest signed width holding both.
 ``bits`` (when set) clips the codes to that width; ``bits=None`` leaves them unbounded.
+``scale_grad: ste`` replaces the ratio rule by the plain straight-through gradient of the same
+floor quantizer (``floor(P/s) - P/s``), for training scales with loss terms alone.
 
 >>> import torch
 >>> from lowbit.quantizers import QuantizerConfig, make_quantizer
@@ -17,11 +19,14 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from ..ops.affine import fake_quantize
 from ..ops.nested import floor_codes, nested_floor_quantize
 from ..ops.ranges import check_bits, qrange
 from .base import TINY_SCALE, QParams, Quantizer
@@ -49,7 +54,10 @@ class NestedQuantizer(Quantizer):
         return int(self._bits) if self._bits is not None else INIT_BITS
 
     def set_bits(self, bits: Optional[int]) -> None:
-        """Clip codes to ``bits`` signed bits (None removes the clip)."""
+        """Clip codes to ``bits`` signed bits (None removes the clip; at least 2 bits)."""
+        if bits is not None and check_bits(bits) < 2:
+            raise ConfigError(f"nested quantizer {self.name or ''}: 1-bit signed codes {{-1, 0}} "
+                              "leave no positive level; use >= 2 bits or no clip")
         self._bits = None if bits is None else check_bits(bits)
 
     def _clip(self):
@@ -69,7 +77,17 @@ class NestedQuantizer(Quantizer):
     def _fake(self, xv: torch.Tensor) -> torch.Tensor:
         qmin, qmax = self._clip()
         s = self.granularity.expand(self.effective_scale(), xv)
+        if self.config.scale_grad == "ste":  # same values: (floor(P/s) + 0 - 0) * s
+            lo, hi = (-math.inf, math.inf) if qmin is None else (qmin, qmax)
+            return fake_quantize(xv, s, torch.zeros_like(s), lo, hi, "floor")
         return nested_floor_quantize(xv, s, self.config.threshold, self.config.eps, qmin, qmax)
+
+    def scale_slices(self, x: torch.Tensor):
+        """The learned scale per slice (see :meth:`Quantizer.scale_slices`); ``bounded`` only
+        when ``bits`` clips the codes (otherwise the packed size follows them)."""
+        self._check_ready()
+        s = self.effective_scale()
+        return self._slices(x, s, torch.zeros_like(s), "floor", bounded=self._bits is not None)
 
     def _codes(self, xv: torch.Tensor) -> torch.Tensor:
         s = self.granularity.expand(self.effective_scale(), xv)

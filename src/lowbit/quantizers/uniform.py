@@ -133,6 +133,13 @@ class LSQQuantizer(UniformQuantizer):
                 qmin, qmax = self.qrange()
                 self.zero_point.clamp_(qmin, qmax)
 
+    def scale_slices(self, x: torch.Tensor):
+        """The learned step per slice (see :meth:`Quantizer.scale_slices`); codes clip at the
+        fixed bit-width, so the packed size does not follow them (``bounded``)."""
+        self._check_ready()
+        return self._slices(x, self.effective_scale(), self.effective_zero_point(),
+                            self.config.rounding, bounded=True)
+
     def effective_zero_point(self) -> torch.Tensor:
         """A learned zero point is rounded (straight-through) so values stay on the grid."""
         if isinstance(self.zero_point, nn.Parameter):

@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from .plots import _pyplot
+from .plots import _pyplot, save_figure
 
 TOLERANCE = 0.01  # the final size must meet the budget within 1%
 
@@ -69,6 +69,4 @@ def save_bits_plot(rows: List[Dict[str, Any]], path):
     bottom.set_xticks(x)
     bottom.set_xticklabels(names, rotation=90, fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -11,6 +11,9 @@ Schema ``lowbit.report/1`` (documented in docs/report.md)::
     layers                               one row per Conv/Linear/Add: op, params, bits (per
                                          slice), weight_bits, weight/overhead/bias/total bytes,
                                          act_elements, act_bits_each, quantizers, folded_bn
+    float_modules                        modules whose parameters stay float32 (embeddings,
+                                         attention without nn.Linear, norms, custom dense
+                                         classes, ...): name, type, params, reason
     history                              one row per epoch: phase, epoch, step, top1, test_loss
     methods                              {method name: its own section}
 """
@@ -44,7 +47,7 @@ def build_report(*, recipe: Dict[str, Any], metrics: Dict[str, Any], cost: Model
                  model: nn.Module, history: List[Dict[str, Any]],
                  methods: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Assemble the report dictionary of a finished run."""
-    size = {k: v for k, v in cost.to_dict().items() if k != "layers"}
+    size = {k: v for k, v in cost.to_dict().items() if k not in ("layers", "float_modules")}
     spec = getattr(model, "lowbit_spec", None) or {}
     params = sum(p.numel() for n, p in model.named_parameters() if "quantizer" not in n)
     return {
@@ -57,6 +60,43 @@ def build_report(*, recipe: Dict[str, Any], metrics: Dict[str, Any], cost: Model
                   "input_shape": cost.input_shape},
         "size": size,
         "layers": _layer_rows(cost, model),
+        "float_modules": cost.float_modules,
         "history": history,
         "methods": methods or {},
     }
+
+
+_SECTIONS = {"recipe": dict, "metrics": dict, "model": dict, "size": dict, "layers": list,
+             "history": list, "methods": dict}
+
+
+def read_report(path, run=None) -> Dict[str, Any]:
+    """Load and check a report.json: a ConfigError/FormatError (one line) for a missing,
+    binary, malformed, empty or foreign file, never a half-rendered report."""
+    import json
+    from pathlib import Path
+
+    from ..errors import ConfigError, FormatError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; run `lowbit train ... --out {run or path.parent}` first")
+    try:
+        report = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise FormatError(f"{path} is not text (binary data); it is damaged: train the run again") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise FormatError(f"{path} is not valid JSON: {str(exc)[:120]}") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        got = (f"a JSON {type(report).__name__}" if not isinstance(report, dict)
+               else "an empty object" if not report else f"schema {report.get('schema')!r}")
+        raise FormatError(f"{path} is not a lowbit report (expected an object with schema "
+                          f"{SCHEMA!r}, got {got})")
+    for key, kind in _SECTIONS.items():
+        if not isinstance(report.get(key), kind):
+            raise FormatError(f"{path}: section {key!r} is missing or not a JSON "
+                              f"{'object' if kind is dict else 'list'}; the report is damaged")
+    for key in ("layers", "history"):
+        if not all(isinstance(row, dict) for row in report[key]):
+            raise FormatError(f"{path}: every row of {key!r} must be a JSON object")
+    return report

@@ -86,6 +86,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
                 "act_bits_each", "total_bytes"]
         out += ["", "## Layers", "", "Bytes as stored in the packed file; `bits` per slice "
                 "(32 = float).", ""] + table(layers, cols)
+    floats = report.get("float_modules", [])
+    if floats:
+        out += ["", "## Left in float", "", "Modules whose parameters stay float32 (counted in "
+                "the packed size at 32 bits).", ""] + table(floats, ["name", "type", "params", "reason"])
     hist = report.get("history", [])
     if hist:
         more = sorted({k for h in hist for k in h if k.endswith("_top1")})  # e.g. twin_top1

@@ -27,8 +27,10 @@ def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "to
 
 
 def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
-                     title: str = "accuracy vs total memory (weights + activations)") -> Optional[Path]:
-    """Scatter ``top1`` against ``size`` (bytes) for each named series, Pareto fronts as lines."""
+                     title: str = "accuracy vs total memory (weights + activations)",
+                     x: str = "size", xlabel: Optional[str] = None) -> Optional[Path]:
+    """Scatter ``top1`` against ``x`` (bytes; default the total ``size``) for each named
+    series, Pareto fronts as lines; a point's ``label`` is written next to it."""
     plt = _pyplot()
     if plt is None or not any(series.values()):
         return None
@@ -36,14 +38,14 @@ def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
     for (name, pts), marker in zip(series.items(), "osD^v<>"):
         if not pts:
             continue
-        ax.scatter([p["size"] / KB for p in pts], [p["top1"] for p in pts], marker=marker, label=name)
-        front = pareto_front(pts)
-        ax.plot([p["size"] / KB for p in front], [p["top1"] for p in front], alpha=0.6)
+        ax.scatter([p[x] / KB for p in pts], [p["top1"] for p in pts], marker=marker, label=name)
+        front = pareto_front(pts, x=x)
+        ax.plot([p[x] / KB for p in front], [p["top1"] for p in front], alpha=0.6)
         for p in pts:
             if p.get("label"):
-                ax.annotate(p["label"], (p["size"] / KB, p["top1"]), fontsize=7,
+                ax.annotate(p["label"], (p[x] / KB, p["top1"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("total memory: packed weights + activation feature maps (KB)")
+    ax.set_xlabel(xlabel or "total memory: packed weights + activation feature maps (KB)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title, fontsize=9)
-    return save_figure(fig, ax, path)
+    return save_figure(fig, path, ax=ax)

@@ -12,6 +12,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from ..files import atomic_path
+
 
 def _pyplot():
     try:
@@ -25,14 +27,21 @@ def _pyplot():
         return None
 
 
-def save_figure(fig, ax, path: Path, legend_size: int = 8) -> Path:
-    """Grid, legend, tight layout, write ``path`` (110 dpi) and close the figure."""
-    plt = _pyplot()
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=legend_size)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def save_figure(fig, path, ax=None, legend_size: int = 8) -> Path:
+    """Save a matplotlib figure atomically (the format from the file's suffix) and close it; with
+    ``ax``, first give it a light grid and a legend and tighten the layout."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if ax is not None:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=legend_size)
+        fig.tight_layout()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -73,9 +82,7 @@ def save_weight_histograms(qgt, path: Path) -> Optional[Path]:
         ax.set_xlabel("weight / step + zero point (grid points at integers)", fontsize=7)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_curves_plot(curves: Dict[str, List[float]], path: Path, ylabel: str = "test top-1 (%)",
@@ -92,4 +99,4 @@ def save_curves_plot(curves: Dict[str, List[float]], path: Path, ylabel: str = "
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
-    return save_figure(fig, ax, path, legend_size=7)
+    return save_figure(fig, path, ax=ax, legend_size=7)

@@ -19,6 +19,7 @@ from ..data.presets import stored_size
 from ..methods import METHODS, Method
 from ..fold import fold_batchnorm
 from ..models import create_model
+from ..models.user import build_from_factory
 from ..nn.layers import add_scalar_layer
 from ..nn.prepare import prepare
 from .distributed import DistInfo
@@ -89,16 +90,22 @@ def load_float_weights(model: nn.Module, path: str) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{file} does not match model {getattr(model, 'lowbit_spec', {}).get('name')}: "
+        name = getattr(model, "lowbit_spec", {}).get("name") or type(model).__name__
+        raise CheckpointError(f"{file} does not match model {name}: "
                               f"{str(exc).splitlines()[0]}") from None
 
 
-def build_float_model(recipe: Recipe, data: Data) -> nn.Module:
-    """The registry model for the recipe, with ``model.init`` weights when given."""
+def build_float_model(recipe: Recipe, data: Data, allow_import: bool = False) -> nn.Module:
+    """The recipe's model (registry, or ``model.factory`` when ``allow_import``), with
+    ``model.init`` weights when given."""
     m = recipe.model
-    model = create_model(m.name, num_classes=m.num_classes or data.train.num_classes,
-                         in_channels=m.in_channels or data.train.images.shape[1],
-                         input_size=m.input_size or data.input_size, **m.kwargs)
+    if m.factory is not None:
+        model = build_from_factory(m.factory, m.args, allow_import)
+    else:
+        check_model_fits_data(m, data, recipe.data.dataset)
+        model = create_model(m.name, num_classes=m.num_classes or data.train.num_classes,
+                             in_channels=m.in_channels or data.train.images.shape[1],
+                             input_size=m.input_size or data.input_size, **m.kwargs)
     if m.scalar_layer is not None:
         add_scalar_layer(model, m.scalar_layer)
     if m.init:
@@ -108,15 +115,31 @@ def build_float_model(recipe: Recipe, data: Data) -> nn.Module:
     return model
 
 
+def check_model_fits_data(m, data: Data, dataset: str) -> None:
+    """Refuse model sizes that cannot train on the dataset (before any forward pass fails)."""
+    classes, channels = data.train.num_classes, data.train.images.shape[1]
+    if m.num_classes is not None and m.num_classes < classes:
+        raise ConfigError(f"model.num_classes is {m.num_classes} but {dataset} has {classes} "
+                          f"classes (labels 0..{classes - 1}); remove model.num_classes to take the "
+                          f"dataset's, or set it to {classes}")
+    if m.in_channels is not None and m.in_channels != channels:
+        raise ConfigError(f"model.in_channels is {m.in_channels} but {dataset} images have "
+                          f"{channels} channel(s); remove model.in_channels to take the dataset's")
+    if m.input_size is not None and m.input_size != data.input_size:
+        raise ConfigError(f"model.input_size is {m.input_size} but the {dataset} images are "
+                          f"{data.input_size}x{data.input_size} (data.image_size); remove "
+                          "model.input_size, or set data.image_size")
+
+
 def build_methods(recipe: Recipe) -> List[Method]:
     return [METHODS.get(mc.name).from_args(mc.args) for mc in recipe.methods]
 
 
-def quantize_model(recipe: Recipe, float_model: nn.Module) -> nn.Module:
+def quantize_model(recipe: Recipe, float_model: nn.Module, example=None) -> nn.Module:
     """A prepared copy of the float model (or the model itself for float recipes)."""
     if recipe.quant is None:
         return float_model
-    return prepare(copy.deepcopy(float_model), recipe.quant)
+    return prepare(copy.deepcopy(float_model), recipe.quant, example_input=example)
 
 
 def example_input(data: Data) -> torch.Tensor:

@@ -8,50 +8,66 @@ temporary file in the same folder, flushed and renamed over the old one, so a cr
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..files import atomic_path
 
 FORMAT = "lowbit.checkpoint/1"
 
 
 def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
 
 
-def load_checkpoint(path: Path) -> Dict[str, Any]:
-    """Read a checkpoint; a missing, corrupt or foreign file is a CheckpointError."""
+RUN_KEYS = ("recipe", "model", "optimizer", "state", "methods", "rng")  # what a resume reads
+
+
+def load_checkpoint(path: Path, required: Sequence[str] = ()) -> Dict[str, Any]:
+    """Read a checkpoint; a missing, empty, damaged or foreign file is a CheckpointError.
+
+    Nothing in the file is executed: ``weights_only=True`` refuses every object other than
+    tensors and plain values. ``required``: keys a usable checkpoint must hold.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the file is damaged; train again "
+                              "with --force, or restore it from a backup")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the weights-only unpickler raises many types on bad bytes
-        raise CheckpointError(f"{path} is not a readable lowbit checkpoint (corrupt or truncated?): "
-                              f"{str(exc).splitlines()[0][:200]}") from None
+        raise CheckpointError(f"{path} is damaged (corrupt or truncated) or not a lowbit checkpoint "
+                              f"({_reason(exc)}); train again with --force, or restore it "
+                              "from a backup") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a lowbit checkpoint (format {FORMAT} expected)")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is damaged: it has no {', '.join(missing)} entry; train "
+                              "again with --force, or restore it from a backup")
     return state
+
+
+def _reason(exc: Exception) -> str:
+    """A short cause from torch's error, without its advice to load with ``weights_only=False``
+    (which would run code from the file)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+        if "Unsupported global" in text:  # a pickled object other than tensors and plain values
+            text = text.split(" was not an allowed global")[0].strip()
+            return f"it holds a Python object lowbit does not load: {text[:120]}"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first.split(". ")[0].rstrip(".")[:120]
 
 
 def rng_state() -> Dict[str, Any]:

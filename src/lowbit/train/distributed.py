@@ -14,6 +14,8 @@ from typing import Optional
 import torch
 import torch.distributed as tdist
 
+from ..errors import ConfigError
+
 
 @dataclass
 class DistInfo:
@@ -31,8 +33,29 @@ class DistInfo:
         return self.rank == 0
 
 
+def check_device(device: Optional[str]) -> Optional[str]:
+    """``--device``: cpu, cuda or cuda:N (a GPU that exists); a ConfigError otherwise."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {device}: no CUDA GPU is available here (this torch "
+                              f"build or machine has none); use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"--device {device}: only {count} GPU(s), cuda:0..cuda:{count - 1}")
+    return device
+
+
 def init_distributed(device: Optional[str] = None) -> DistInfo:
     """Join the process group torchrun describes (or run single-process)."""
+    device = check_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     if world <= 1:

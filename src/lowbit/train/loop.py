@@ -29,12 +29,15 @@ import torch.nn.functional as F
 from ..calibrate import calibrate
 from ..errors import CheckpointError, LowbitError
 from ..methods import TrainContext
+from ..models.user import check_import_allowed
 from ..nn.control import project_quantizers, set_quant_state
 from .build import build_data, build_float_model, build_methods, example_input, quantize_model
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from .checkpoint import (RUN_KEYS, load_checkpoint, rng_state, save_checkpoint, seed_everything,
+                         set_rng_state)
 from .companions import Companions
 from .distributed import barrier, init_distributed
 from .evaluate import evaluate
+from .folder import RunFolder
 from .optim import build_optimizer, set_lr
 from .progress import Progress
 from .recipe import PhaseConfig, Recipe
@@ -65,12 +68,18 @@ class Trainer:
     """``Trainer(recipe, out_dir).run()`` -> metrics dict."""
 
     def __init__(self, recipe: Recipe, out_dir, *, resume: bool = False,
-                 data_dir: Optional[str] = None, verbose: bool = True, device: Optional[str] = None):
+                 data_dir: Optional[str] = None, verbose: bool = True, device: Optional[str] = None,
+                 force: bool = False, allow_import: bool = False):
         self.recipe, self.out = recipe, Path(out_dir)
+        self.allow_import = allow_import  # a recipe's model.factory imports your code
+        if recipe.model.factory is not None:  # refuse before loading data or writing anything
+            check_import_allowed(recipe.model.factory, allow_import, "model factory")
         self.resume, self.data_dir, self.verbose = resume, data_dir, verbose
         torch.set_flush_denormal(True)  # denormal floats can slow CPU kernels several-fold
         self.dist = init_distributed(device)
         self.device = self.dist.device
+        # one writer per folder; with force, the old run is replaced at the first write
+        self.folder = RunFolder(self.out, resume=resume, force=force, enabled=self.dist.is_main)
         self.state = RunState()
 
     # ----- setup -----------------------------------------------------------------------------
@@ -79,11 +88,11 @@ class Trainer:
         seed_everything(r.seed)
         self.data = build_data(r, self.dist, self.data_dir)
         self.example = example_input(self.data)
-        self.float_model = build_float_model(r, self.data).to(self.device)
-        self.model = quantize_model(r, self.float_model).to(self.device)
+        self.float_model = build_float_model(r, self.data, self.allow_import).to(self.device)
+        self.model = quantize_model(r, self.float_model, self.example).to(self.device)
         if r.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        ckpt = load_checkpoint(self.out / CHECKPOINT) if self.resume else None
+        ckpt = load_checkpoint(self.out / CHECKPOINT, RUN_KEYS) if self.resume else None
         if ckpt is None:
             self._fresh_start()
         self.methods = build_methods(r)
@@ -144,6 +153,10 @@ class Trainer:
             m.on_phase_start(self.ctx, p, p.methods.get(m.name, {}))
 
     def run(self) -> Dict[str, Any]:
+        with self.folder:  # checked and locked before any data is loaded
+            return self._run()
+
+    def _run(self) -> Dict[str, Any]:
         start = time.time()
         self.setup()
         prior = self.state.seconds
@@ -281,7 +294,8 @@ class Trainer:
 
     def save(self, done: bool = False) -> None:
         if self.dist.is_main:
-            save_checkpoint(self.out / CHECKPOINT, self.checkpoint_state(done))
+            with self.folder.writing():
+                save_checkpoint(self.out / CHECKPOINT, self.checkpoint_state(done))
         barrier(self.dist)
 
     def _say(self, text: str) -> None:

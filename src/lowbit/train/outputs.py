@@ -9,29 +9,19 @@ the recipe, weight_bits_total, act_bits_total, size_bytes_packed, epochs, second
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 import yaml
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from ..accounting import account
+from ..files import write_bytes, write_text
 from ..report import build_report, render_markdown
 from .evaluate import evaluate
 
 KB = 1024
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -43,10 +33,7 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
              if isinstance(v, torch.Tensor)}
     extra = {k: v for k, v in model.state_dict().items() if not isinstance(v, torch.Tensor)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    save_file(state, tmp, metadata={"lowbit_extra_state": json.dumps(extra)})
-    os.replace(tmp, path)
+    write_bytes(path, save(state, metadata={"lowbit_extra_state": json.dumps(extra)}))
 
 
 def collect_metrics(t, final: Dict[str, float], cost) -> Dict[str, Any]:
@@ -76,8 +63,16 @@ def finish_run(t) -> Dict[str, Any]:
     metrics = collect_metrics(t, final, cost)
     metrics.update(t.companions.evaluate(t.data.test_loader, t.device))  # e.g. twin_top1
     if t.dist.is_main:
-        out = t.out
-        out.mkdir(parents=True, exist_ok=True)  # a 0-epoch (PTQ) run has written no checkpoint yet
+        write_outputs(t, metrics, cost)
+    t.save(done=True)
+    t._say(summary_text(metrics, t.out))
+    return metrics
+
+
+def write_outputs(t, metrics: Dict[str, Any], cost) -> None:
+    """metrics.json, report.json (+ plots), report.md, recipe.yaml and model.safetensors."""
+    out = t.out
+    with t.folder.writing():  # a 0-epoch (PTQ) run writes here first
         report = build_report(recipe=t.recipe.to_dict(), metrics=metrics, cost=cost, model=t.model,
                               history=t.state.history,
                               methods={m.name: m.report(t.ctx) for m in t.methods})
@@ -86,9 +81,6 @@ def finish_run(t) -> Dict[str, Any]:
         write_text(out / "report.md", render_markdown(report))
         write_text(out / "recipe.yaml", yaml.safe_dump(t.recipe.to_dict(), sort_keys=False))
         save_weights(out / "model.safetensors", t.model)
-    t.save(done=True)
-    t._say(summary_text(metrics, t.out))
-    return metrics
 
 
 def summary_text(m: Dict[str, Any], out: Path) -> str:

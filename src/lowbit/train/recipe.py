@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..models.user import check_import_path
 from ..nn.spec import QuantSpec
 from ..schema import apply_override, build, parse_override, to_plain
 
@@ -41,7 +42,9 @@ def _positive(name: str, value, allow_zero: bool = False) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture from the registry; ``init`` = float weights (.safetensors) to start from.
+    """Architecture from the registry (``name``, ``kwargs``) or from your own code
+    (``factory: "mypkg.models:build"``, called with ``args``; runs only with --allow-import);
+    ``init`` = float weights (.safetensors) to start from.
 
     fold_bn: fold every batch norm into the Conv/Linear before it right after loading ``init``,
     so the model trains without batch norm, exactly as it is deployed (``quant.int_bias``
@@ -52,7 +55,9 @@ class ModelConfig:
     logits); exports keep it. ``init`` weights without one leave it at this value.
     """
 
-    name: str
+    name: Optional[str] = None
+    factory: Optional[str] = None
+    args: Dict[str, Any] = field(default_factory=dict)
     num_classes: Optional[int] = None
     in_channels: Optional[int] = None
     input_size: Optional[int] = None
@@ -64,8 +69,23 @@ class ModelConfig:
     scalar_layer: Optional[float] = None
 
     def __post_init__(self):
-        if self.scalar_layer is not None:
-            _positive("model.scalar_layer", self.scalar_layer)
+        for name in ("num_classes", "in_channels", "input_size", "scalar_layer"):  # None: dataset's / none
+            if getattr(self, name) is not None:
+                _positive(f"model.{name}", getattr(self, name))
+        if (self.name is None) == (self.factory is None):
+            raise ConfigError("model needs exactly one of name (a registry model, see `lowbit "
+                              "models`) or factory ('package.module:function' of your own)")
+        if self.factory is None:
+            if self.args:
+                raise ConfigError("model.args are a factory's arguments; registry models take "
+                                  "model.kwargs")
+            return
+        check_import_path(self.factory, "model.factory")
+        given = [k for k in ("num_classes", "in_channels", "input_size")
+                 if getattr(self, k) is not None]
+        if given or self.kwargs:
+            raise ConfigError(f"model.{(given or ['kwargs'])[0]} is an argument of registry "
+                              "models; give a factory's arguments in model.args")
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,10 @@ class OptimConfig:
                               f"got {self.quant_optimizer!r}")
         _positive("optim.lr", self.lr)
         _positive("optim.weight_decay", self.weight_decay, allow_zero=True)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optim.momentum must be in [0, 1), got {self.momentum}")
+        if self.grad_clip is not None:  # a negative norm would reverse the gradients
+            _positive("optim.grad_clip (the largest gradient norm; null for none)", self.grad_clip)
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.quant_lr is not None:
@@ -141,6 +165,11 @@ class ScheduleConfig:
             raise ConfigError(f"schedule.kind must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
         _positive("schedule.warmup_epochs", self.warmup_epochs, allow_zero=True)
         _positive("schedule.cycle_epochs", self.cycle_epochs, allow_zero=True)
+        _positive("schedule.gamma (the step decay factor)", self.gamma)  # <= 0: lr <= 0
+        _positive("schedule.final_lr_ratio", self.final_lr_ratio, allow_zero=True)
+        if not all(0 <= m <= 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ConfigError(f"schedule.milestones are increasing fractions of the phase in "
+                              f"[0, 1], got {list(self.milestones)}")
 
 
 @dataclass(frozen=True)
@@ -215,6 +244,9 @@ class Recipe:
     def __post_init__(self):
         if not self.phases:
             raise ConfigError("a recipe needs at least one phase")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
+        _positive("log_every", self.log_every)
         names = [m.name for m in self.methods]
         for phase in self.phases:
             for key in list(phase.methods) + list(phase.disable_methods):
@@ -227,7 +259,11 @@ class Recipe:
         return sum(p.epochs for p in self.phases)
 
     def to_dict(self) -> Dict[str, Any]:
-        return to_plain(self)
+        data = to_plain(self)
+        for key in ("factory", "args"):  # absent for registry models, as in older runs' records
+            if not data["model"][key]:
+                del data["model"][key]
+        return data
 
 
 def recipe_from_dict(data: Dict[str, Any], overrides: Iterable[str] = ()) -> Recipe:
@@ -254,7 +290,13 @@ def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
     """Read a YAML recipe file (or a bundled recipe name) and apply ``--set`` overrides."""
     file = resolve_recipe_path(path)
     try:
-        data = yaml.safe_load(file.read_text())
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not a recipe (binary data, not YAML text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -1,0 +1,111 @@
+"""The studies of benchmarks/nested_fronts.py: one ``lowbit sweep`` each (recipe, then its
+arguments; an optional ``out`` folder where a sweep ran under another name)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+TITLES = {"mnist": "MNIST MLP", "cifar10": "CIFAR-10 CNN", "imagenette": "Imagenette ResNet-18/2"}
+FLOAT = {d: json.loads((REPO / "baselines" / f"{b}.json").read_text())["top1"]
+         for d, b in (("mnist", "mlp-mnist"), ("cifar10", "cnn-cifar10"),
+                      ("imagenette", "resnet18h-imagenette"))}
+
+LAM = "quant.weight.threshold+quant.bias.threshold"
+STE = ["--set", "quant.weight.scale_grad=ste", "--set", "quant.bias.scale_grad=ste"]
+
+
+def _term(name: str, coefs: str, args: str = "") -> list:
+    """The loss term ``name`` alone over ``coefs``, on the nested quantizer with STE scales."""
+    method = f"methods.0={{name: {name}{', args: {' + args + '}' if args else ''}}}"
+    return [*STE, "--set", method, "--param", f"methods.0.args.coef={coefs}"]
+
+
+def _with_ratio(name: str, coefs: str, lam: str, args: str = "") -> list:
+    """The ratio rule at lambda ``lam`` plus the loss term ``name`` over ``coefs``."""
+    method = f"methods.0={{name: {name}{', args: {' + args + '}' if args else ''}}}"
+    return ["--set", f"quant.weight.threshold={lam}", "--set", f"quant.bias.threshold={lam}",
+            "--set", method, "--param", f"methods.0.args.coef={coefs}"]
+
+
+STUDIES = {
+    "mnist": {
+        "ptq": ["mlp-mnist-ptq", "--param", "quant.weight.bits=2,3,4,8"],
+        "lambda": ["mlp-mnist-nested", "--param", f"{LAM}=5.0e-5,1.0e-4,2.0e-4,3.0e-4,5.0e-4,1.0e-3"],
+        "lr": ["mlp-mnist-nested", "--param", f"{LAM}=1.0e-4,3.0e-4,1.0e-3",
+               "--param", "optim.quant_lr=1.0e-4,1.0e-3,1.0e-2"],
+        "coef-inverse_scale": ["mlp-mnist-nested", *_with_ratio("inverse_scale", "1.0e-3,1.0e-2", "2.0e-4")],
+        "coef-bin_count": ["mlp-mnist-nested", *_with_ratio("bin_count", "1.0e-2,1.0e-1", "2.0e-4", "max_bins: 8")],
+        "coef-deviation": ["mlp-mnist-nested", *_with_ratio("deviation", "1.0e-1,1.0", "2.0e-4")],
+        "terms-inverse_scale": ["mlp-mnist-nested", *_term("inverse_scale", "3.0e-3,1.0e-2,3.0e-2")],
+        "terms-bin_count": ["mlp-mnist-nested", *_term("bin_count", "1.0e-2,1.0e-1,1.0", "max_bins: 8")],
+        "terms-deviation": ["mlp-mnist-nested", *_term("deviation", "1.0e-1,1.0")],
+        "seeds": ["mlp-mnist-nested", "--set", "quant.weight.threshold=2.0e-4",
+                  "--set", "quant.bias.threshold=2.0e-4", "--param", "seed=0,1,2"],
+    },
+}
+
+# sweeps that ran into another folder than runs/nested/DATASET-STUDY
+OUTS = {}
+
+CONV = "quant.overrides.0.weight.threshold+quant.overrides.0.bias.threshold"
+DENSE = "quant.overrides.1.weight.threshold+quant.overrides.1.bias.threshold"
+HOLD_CONV = ["--set", "quant.overrides.0.weight.threshold=1.0e-4", "--set", "quant.overrides.0.bias.threshold=1.0e-4"]
+HOLD_DENSE = ["--set", "quant.overrides.1.weight.threshold=1.0e-4", "--set", "quant.overrides.1.bias.threshold=1.0e-4"]
+STE_LR = ["--set", "optim.quant_lr=1.0e-3"]  # the scale learning rate of the MNIST runs (mlp-mnist-nested)
+
+STUDIES["cifar10"] = {
+    "ptq": ["cnn-cifar10-ptq", "--param", "quant.weight.bits=2,3,4,8"],
+    "lr": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "phases.0.epochs=0.5", "--set",
+           "phases.1={name: finetune, epochs: 0.5, freeze_quantizers: true, schedule: {kind: cosine}}",
+           "--param", f"{LAM}=1.0e-4,3.0e-4,1.0e-3", "--param", "optim.quant_lr=3.0e-6,1.0e-5,3.0e-5"],
+    "finetune": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
+                 "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=5.0e-4,1.0e-3"],
+    # seed 0 of this setting is the finetune study's lambda 5e-4 run
+    "seeds": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
+              "--set", "phases.1.epochs=1.5", "--set", "quant.weight.threshold=5.0e-4",
+              "--set", "quant.bias.threshold=5.0e-4", "--param", "seed=1,2"],
+    "type-dense": ["cnn-cifar10-nested", *HOLD_CONV, "--param", f"{DENSE}=1.0e-3,3.0e-3,1.0e-2"],
+    "type-conv": ["cnn-cifar10-nested", *HOLD_DENSE, "--param", f"{CONV}=3.0e-4,1.0e-3,3.0e-3"],
+    "terms-inverse_scale": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR,
+                            *_term("inverse_scale", "1.0e-2,3.0e-2")],
+    # at the MNIST runs' scale learning rate every term collapsed the CNN: the ratio rule's one
+    "terms-inverse_scale@qlr": ["cnn-cifar10-nested", "--set", "quant.overrides=[]",
+                                *_term("inverse_scale", "1.0e-2")],
+    "terms-bin_count": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR,
+                        *_term("bin_count", "1.0e-1,1.0", "max_bins: 8")],
+    "terms-deviation": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR, *_term("deviation", "1.0")],
+}
+OUTS.update({"cifar10-lr": "runs/explore-cifar-lr", "cifar10-ptq": "runs/cifar-ptq",
+             "cifar10-terms-inverse_scale@qlr": "runs/nested/cifar10-terms-inverse_scale-qlr"})
+# terms-NAME@VARIANT: what the variant changes, for the tables
+VARIANTS = {"qlr": "quant_lr 1e-5"}
+
+# what a dataset's front does not cover, said under its heading
+NOTES = {"imagenette": "One-epoch fine-tunes only (the float baseline took 46 min for 20 epochs on one "
+                       "thread); the loss terms, the per-type lambda and seeds were not run on this network."}
+
+# seeds studies whose seed 0 ran in another study: (that study, its lambda)
+SEED0 = {"cifar10": ("finetune", 5.0e-4)}
+
+# (dataset, study, layer type, swept parameter): the lambda guidance per layer type
+GUIDANCE = [("mnist", "lambda", "dense", "lambda"), ("cifar10", "type-conv", "conv", "lambda_conv"),
+            ("cifar10", "type-dense", "dense", "lambda_dense")]
+
+FT_HALF = ["--set", "phases.0.epochs=0.5", "--set",
+           "phases.1={name: finetune, epochs: 0.5, freeze_quantizers: true, schedule: {kind: cosine}}"]
+STUDIES["imagenette"] = {
+    "ptq": ["resnet18h-imagenette-ptq", "--param", "quant.weight.bits=2,3,4,8"],
+    "lr": ["resnet18h-imagenette-nested", "--param", f"{LAM}=3.0e-4,1.0e-3", "--param", "optim.quant_lr=1.0e-5,3.0e-5",
+           *FT_HALF],
+    # the fine-tune alone: scales fixed at their 8-bit start (quant_lr 0), at two weight learning rates
+    "ctrl": ["resnet18h-imagenette-nested", "--param", "optim.lr=1.0e-3,5.0e-3", "--set", "optim.quant_lr=0.0",
+             *FT_HALF],
+    "lambda": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
+               "--param", f"{LAM}=1.0e-4,3.0e-4"],
+    "lambda-mid": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF, "--param", f"{LAM}=6.0e-4"],
+}
+OUTS.update({"imagenette-ptq": "runs/imagenette-ptq", "imagenette-lr": "runs/explore-imagenette-lr",
+             "imagenette-ctrl": "runs/explore-imagenette-ctrl"})
