@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from lowbit.errors import ConfigError
-from lowbit.sweep import Sweep, parse_objective, parse_param, pareto_front
+from lowbit.sweep import Sweep, parse_objective, parse_param, parse_seeds, pareto_front
 
 
 def test_parse_params():
@@ -81,6 +81,62 @@ def test_tied_fields_sweep_a_diagonal_not_a_grid(tmp_path):
         Sweep(str(_recipe(tmp_path)), [parse_param("quant.weight.bits+quant.act.bitz=2")], tmp_path / "o")
     with pytest.raises(ConfigError, match="empty field"):
         parse_param("quant.weight.bits+=2")
+
+
+def test_sweep_over_recipes_and_seeds_gives_mean_and_standard_error(tmp_path):
+    """Two recipes x two seeds: four runs named recipe+seed, points with the mean and standard
+    error of each metric over the seeds; a second sweep with one more seed reuses the finished
+    runs and trains only the new ones."""
+    import yaml
+
+    a = _recipe(tmp_path)
+    spec = yaml.safe_load(a.read_text())
+    spec["quant"]["weight"]["bits"] = 2
+    b = tmp_path / "sw2.yaml"
+    b.write_text(yaml.safe_dump(spec))
+    summary = Sweep([str(a), str(b)], [], tmp_path / "out", verbose=False, seeds=[0, 1]).run()
+    names = [t["run"].split("/")[-1] for t in summary["trials"]]
+    assert names == ["sw+seed=0", "sw2+seed=0", "sw+seed=1", "sw2+seed=1"]  # seed-major order
+    assert [(p["recipe"], p["n"], p["seeds"]) for p in summary["points"]] == [("sw", 2, [0, 1]), ("sw2", 2, [0, 1])]
+    for p in summary["points"]:
+        tops = [t["top1"] for t in summary["trials"] if t["recipe"] == p["recipe"]]
+        mean = sum(tops) / 2
+        assert p["mean"]["top1"] == pytest.approx(mean)
+        assert p["se"]["top1"] == pytest.approx(abs(tops[0] - tops[1]) / 2)
+        assert len(p["curves"]["top1"]) == 1
+    assert (tmp_path / "out" / "curves.png").is_file()
+    mtime = (tmp_path / "out" / "sw+seed=0" / "metrics.json").stat().st_mtime
+    more = Sweep([str(a)], [], tmp_path / "out", verbose=False, seeds=[0, 1, 2]).run()
+    assert [p["n"] for p in more["points"]] == [3]
+    assert (tmp_path / "out" / "sw+seed=0" / "metrics.json").stat().st_mtime == mtime, "reused"
+    # a partial table while a sweep still runs: finished runs only, nothing trained or written
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    rows, missing = Sweep([str(a)], [], tmp_path / "out", verbose=False, seeds=[0, 1, 2, 3]).finished()
+    assert [r["seed"] for r in rows] == [0, 1, 2] and missing == ["sw+seed=3"]
+    assert [r["top1"] for r in rows] == [t["top1"] for t in more["trials"]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+
+
+def test_sweep_refuses_a_finished_run_of_another_recipe(tmp_path):
+    path = _recipe(tmp_path)
+    Sweep(str(path), [], tmp_path / "out", verbose=False, seeds=[0]).run()
+    with pytest.raises(ConfigError, match="different recipe"):
+        Sweep(str(path), [], tmp_path / "out", verbose=False, seeds=[0],
+              overrides=["optim.lr=0.5"]).run()
+
+
+def test_sweep_argument_errors(tmp_path):
+    path = str(_recipe(tmp_path))
+    with pytest.raises(ConfigError, match="at least one --param"):
+        Sweep(path, [], tmp_path / "o")
+    with pytest.raises(ConfigError, match="needs --trials"):
+        Sweep(path, [parse_param("optim.lr=log:1e-3:1e-1")], tmp_path / "o")
+    with pytest.raises(ConfigError, match="distinct names"):
+        Sweep([path, path], [], tmp_path / "o")
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("0,a")
+    with pytest.raises(ConfigError, match="distinct"):
+        parse_seeds("1,1")
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe", b"[1]", b"{}", b"{not json"])

@@ -34,7 +34,12 @@ EPILOGS = {
   lowbit sweep resnet20-cifar10-mp --param methods.0.args.weight_avg_bits=2,3,4 --out runs/pareto
   lowbit sweep mlp-mnist --param optim.lr=log:1e-3:1e-1 --trials 8 --objective top1 --out runs/lr
   lowbit sweep resnet20-cifar10-w4a4 --param quant.weight.bits+quant.act.bits=2,3,8 --out runs/uniform
-  (rerun the same command to continue an interrupted sweep; results: OUT/sweep.json, OUT/pareto.png)""",
+  lowbit sweep recipes/lowbitwidth/resnet20-w2-*.yaml --seeds 0,1 --set data.train_limit=20000 --out runs/w2
+      (a study: every recipe at every seed; the table gives mean +- standard error per recipe)
+  Grid runs live in OUT/<recipe>+<key>=<value>+seed=<s>; all points at the first seed run before
+  any at the next. Rerun the same command (or add seeds or values) to continue; finished runs are
+  reused, interrupted ones resume. Results: OUT/sweep.json (runs, points with mean and standard
+  error, Pareto front), OUT/pareto.png, OUT/curves.png (test top-1 per epoch of each point)""",
     "models": "example:\n  lowbit models",
     "recipes": "example:\n  lowbit recipes",
     "report": "example:\n  lowbit report runs/w4a4      # re-render report.md (and plots) from report.json",
@@ -111,8 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_allow_import(p, "the run or file")
     _add_data_dir(p)
 
-    p = mk("sweep", "train a recipe over a grid or a search space (Optuna); Pareto front of accuracy vs size")
-    p.add_argument("recipe", help="a recipe YAML file or the name of a bundled recipe")
+    p = mk("sweep", "train recipes over a grid or a search space (Optuna) and seeds; mean +- "
+                    "standard error per point, Pareto front of accuracy vs size")
+    p.add_argument("recipes", nargs="+", metavar="RECIPE",
+                   help="recipe YAML files or bundled recipe names (several: one more grid axis)")
     p.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=SPEC",
                    help="a recipe field to sweep: KEY=v1,v2,... or KEY=log|float|int:LOW:HIGH; "
                         "KEY1+KEY2=v1,v2 gives both fields each value (a diagonal)")
@@ -120,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a fixed override applied to every trial")
     p.add_argument("--trials", type=_positive_int, help="number of trials (default: the whole grid)")
+    p.add_argument("--seeds", help="train every point at each of these seeds, e.g. 0,1,2 (sets the "
+                                   "recipe's seed; results give mean and standard error)")
     p.add_argument("--objective", dest="objectives", action="append", metavar="NAME",
                    help="top1, size, or NAME:min/NAME:max from metrics.json (default: top1 and size)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -194,13 +203,16 @@ def cmd_recipes(args) -> int:
     from .methods import METHODS
     from .train.recipe import bundled_recipes_dir
 
-    files = sorted(bundled_recipes_dir().glob("*.yaml"))
+    root = bundled_recipes_dir()
+    files = sorted(root.rglob("*.yaml"), key=lambda f: (len(f.relative_to(root).parts), f))
+    names = [str(f.relative_to(root).with_suffix("")) for f in files]  # subfolder/name works too
+    width = max([34] + [len(n) for n in names])
     print("bundled recipes (lowbit train NAME --out DIR):")
-    for f in files:
+    for f, name in zip(files, names):
         data = yaml.safe_load(f.read_text()) or {}
         desc = " ".join(str(data.get("description", "")).split())
         first = desc.split(". ")[0].rstrip(".")
-        print(f"  {f.stem:<34} {first}")
+        print(f"  {name:<{width}} {first}")
     print("\ntraining methods (recipe `methods:` entries): " + ", ".join(METHODS.names() or ["none"]))
     return 0
 
@@ -220,16 +232,20 @@ def cmd_report(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import Sweep, parse_param
+    from .sweep import Sweep, format_points, parse_param, parse_seeds
 
-    sweep = Sweep(args.recipe, [parse_param(p) for p in args.params], Path(args.out),
+    sweep = Sweep(args.recipes, [parse_param(p) for p in args.params], Path(args.out),
                   overrides=args.overrides, objectives=args.objectives or ["top1", "size"],
                   trials=args.trials, data_dir=args.data_dir, verbose=not args.quiet,
+                  seeds=parse_seeds(args.seeds) if args.seeds else None,
                   allow_import=args.allow_import)
     summary = sweep.run()
-    print(f"{len(summary['trials'])} trials; Pareto front (size KB, top-1 %):")
+    print(f"{len(summary['trials'])} runs, {len(summary['points'])} points; top-1 % (mean "
+          f"± standard error over seeds):")
+    print("\n".join(format_points(summary["points"])))
+    print("Pareto front (size KB, top-1 %):")
     for p in summary["pareto"]:
-        print(f"  {p['size'] / 1024:9.1f} KB  {p['top1']:6.2f}%  {p['params']}  ({p['run']})")
+        print(f"  {p['size'] / 1024:9.1f} KB  {p['top1']:6.2f}%  {p['label']}")
     print(f"results: {Path(args.out) / 'sweep.json'}")
     return 0
 

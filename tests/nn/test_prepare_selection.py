@@ -162,3 +162,30 @@ def test_set_quant_state_and_projection():
     with pytest.raises(ConfigError):
         set_quant_state(q, weight_bits=0)
     assert len(list(quantizers(q, "weight"))) == len(list(weight_quantizers(q)))
+
+
+def test_phase_bits_change_the_default_and_overrides_keep_their_bits(resnet):
+    """A phase's weight_bits/act_bits re-bit the layers that follow the default; a layer whose
+    bits an override sets (first/last at 8, the input at 8) keeps them through 8 -> 4 -> 2."""
+    spec = QuantSpec(weight=QuantizerConfig(kind="dorefa", bits=8),
+                     act=QuantizerConfig(kind="dorefa", bits=8), residual=True,
+                     overrides=(LayerOverride("@first", act={"kind": "uniform", "bits": 8}),
+                                LayerOverride("@last", weight={"bits": 8}),
+                                LayerOverride("layer1.*", act={"kind": "uniform"}),  # no bits: follows
+                                LayerOverride("layer2.0.add", act={"bits": 6})))
+    q = prepare(resnet, spec)
+    for bits in (4, 2):
+        set_quant_state(q, weight_bits=bits, act_bits=bits)
+        assert q.conv1.input_quantizer.bits == 8 and q.conv1.weight_quantizer.bits == bits
+        assert q.fc.weight_quantizer.bits == 8 and q.fc.input_quantizer.bits == bits
+        assert q.layer1[0].conv1.input_quantizer.bits == bits
+        assert [a.bits for a in q.layer2[0].add.input_quantizers] == [6, 6]
+        others = [w.bits for n, _, w in weight_quantizers(q) if n != "fc"]
+        assert set(others) == {bits}
+
+
+def test_phase_bits_without_overrides_rebit_every_quantizer(resnet):
+    q = prepare(resnet, BASE)
+    set_quant_state(q, weight_bits=3, act_bits=5)
+    assert {w.bits for _, _, w in weight_quantizers(q)} == {3}
+    assert {a.bits for _, a in act_quantizers(q)} == {5}

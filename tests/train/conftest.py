@@ -43,6 +43,14 @@ def run_cli(*args, env=None, timeout=300):
                           text=True, env=full_env, timeout=timeout, cwd=REPO)
 
 
+def run_torchrun(recipe: Path, out: Path, port: int, nproc: int = 2):
+    """``torchrun --nproc_per_node=NPROC -m lowbit train RECIPE --out OUT`` on CPU (gloo)."""
+    env = {**os.environ, "LOWBIT_COMPILE": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+                           f"--master_port={port}", "-m", "lowbit", "train", str(recipe), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+
+
 @pytest.fixture
 def recipe_file(tmp_path):
     return write_recipe(tmp_path / "tiny.yaml", tiny_recipe())

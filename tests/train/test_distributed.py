@@ -1,11 +1,8 @@
 """Two processes on CPU (gloo, torchrun) give the same training as one process."""
 
 import json
-import os
-import subprocess
-import sys
 
-from conftest import REPO, run_cli, tiny_recipe, write_recipe
+from conftest import run_cli, run_torchrun, tiny_recipe, write_recipe
 
 
 def test_two_processes_match_one(tmp_path):
@@ -14,10 +11,7 @@ def test_two_processes_match_one(tmp_path):
     single = tmp_path / "single"
     assert run_cli("train", path, "--out", single, "--quiet").returncode == 0
     ddp = tmp_path / "ddp"
-    env = {**os.environ, "LOWBIT_COMPILE": "0", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        "--master_port=29517", "-m", "lowbit", "train", str(path), "--out", str(ddp),
-                        "--quiet"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    r = run_torchrun(path, ddp, port=29517)
     assert r.returncode == 0, r.stderr[-2000:]
     a = json.loads((single / "metrics.json").read_text())
     b = json.loads((ddp / "metrics.json").read_text())

@@ -112,14 +112,18 @@ def test_missing_recipe_lists_bundled():
         resolve_recipe_path("no-such-recipe")
 
 
-@pytest.mark.parametrize("path", sorted(bundled_recipes_dir().glob("*.yaml")), ids=lambda p: p.stem)
+BUNDLED = sorted(bundled_recipes_dir().rglob("*.yaml"))
+ID = lambda p: str(p.relative_to(bundled_recipes_dir()).with_suffix(""))  # noqa: E731
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=ID)
 def test_every_bundled_recipe_validates(path):
     r = load_recipe(str(path))
-    assert r.name == path.stem, "a bundled recipe's name must equal its file name"
+    assert r.name == ID(path).replace("/", "-"), "a bundled recipe's name is its file name (folder-file)"
     assert r.description, "bundled recipes describe themselves (lowbit recipes lists it)"
 
 
-@pytest.mark.parametrize("path", sorted(bundled_recipes_dir().glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", BUNDLED, ids=ID)
 def test_bundled_recipes_start_from_shipped_baselines(path):
     """A recipe's model.init is a committed baseline with its JSON record (recipe, top-1), so a
     fresh clone can run it and the results table can say what it fine-tuned from."""
@@ -131,3 +135,26 @@ def test_bundled_recipes_start_from_shipped_baselines(path):
     assert init.startswith("baselines/") and weights.is_file(), f"{path.stem}: {init} is not shipped"
     record = json.loads(weights.with_suffix(".json").read_text())
     assert 0 < record["top1"] <= 100 and (repo / record["recipe"]).is_file()
+
+
+@pytest.mark.parametrize("name", ["resnet20-cifar10-progressive", "lowbitwidth/resnet20-w2-pq-ts",
+                                  "lowbitwidth/resnet20-w4-pq-ts-guided-float-ends"])
+def test_progressive_phases_keep_the_input_at_8_bits(name):
+    """Every phase re-bits the layers that follow the default (8 -> 4 -> 2) while the network
+    input, held at 8 bits by an override, stays there; ** keeps its float first/last weights."""
+    from lowbit.models import create_model
+    from lowbit.nn import set_quant_state, weight_quantizers
+    from lowbit.train.build import quantize_model
+
+    r = load_recipe(name)
+    model = quantize_model(r, create_model(r.model.name))
+    target = r.quant.weight.bits
+    float_ends = name.endswith("float-ends")
+    for p in r.phases:
+        set_quant_state(model, weights=p.quantize_weights, acts=p.quantize_acts,
+                        weight_bits=p.weight_bits, act_bits=p.act_bits)
+        assert model.conv1.input_quantizer.bits == 8
+        assert (model.conv1.weight_quantizer is None) == (model.fc.weight_quantizer is None) == float_ends
+    target = r.phases[-1].weight_bits or target
+    assert {w.bits for _, _, w in weight_quantizers(model)} == {target}
+    assert model.fc.input_quantizer.bits == model.layer3[0].conv1.input_quantizer.bits == target

@@ -51,3 +51,21 @@ def test_resume_keeps_the_swa_mean(tmp_path):
 
     wa, wb = load_file(full / "model.safetensors"), load_file(broken / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_phase_bits_leave_overridden_layers_through_training_and_resume(tmp_path):
+    """Phases go 8 -> 2 weight bits while an override holds the first layer at 8: the run ends
+    with fc1 at 8 bits and fc2 at 2, uninterrupted and when killed after the first phase."""
+    spec = tiny_recipe(quant=True, epochs=(1, 1), limit=1000)
+    spec["quant"]["overrides"] = [{"pattern": "@first", "weight": {"bits": 8}}]
+    spec["phases"][0]["weight_bits"] = 8
+    spec["phases"][1].update(weight_bits=2, act_bits=2)
+    recipe = write_recipe(tmp_path / "r.yaml", spec)
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    assert run_cli("train", recipe, "--out", full, "--quiet").returncode == 0
+    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "1"})
+    assert r.returncode == -9, (r.returncode, r.stderr)
+    assert run_cli("train", recipe, "--out", broken, "--quiet", "--resume").returncode == 0
+    want = 784 * 64 * 8 + 64 * 10 * 2  # mlp(hidden=64): fc1 held at 8 bits, fc2 at the phase's 2
+    for run in (full, broken):
+        assert json.loads((run / "metrics.json").read_text())["weight_bits_total"] == want, run

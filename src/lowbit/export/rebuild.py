@@ -27,7 +27,7 @@ from ..models import create_model
 from ..models.user import (ALLOW_IMPORT, IMPORT_PATH_RE, build_from_factory, call_constructor,
                            import_object)
 from ..nn.convert import QuantizedLayer
-from ..nn.layers import Add
+from ..nn.layers import Add, ScalarLayer, add_scalar_layer
 from . import checks as C
 
 LAYER_TYPES = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "linear": nn.Linear, "add": Add}
@@ -96,14 +96,29 @@ def _user_code(ref: Dict[str, Any], allow_import: bool) -> nn.Module:
 
 
 def construct(ref: Dict[str, Any], allow_import: bool = False, device: Optional[str] = None) -> nn.Module:
-    """Build the float architecture a model reference names (see the module docstring)."""
+    """Build the float architecture a model reference names (see the module docstring), with
+    the scalar layer it records (registry ``arch.scalar_layer`` or ``model.scalar_layer``)."""
     C.need(isinstance(ref, dict), "manifest 'model' must be a JSON object")
     source = ref.get("source")
     if source == "registry":
-        return _registry(ref.get("arch"), device)
-    if source in ("module", "factory"):
-        return _user_code(ref, allow_import)
-    raise ConfigError("the export records no architecture; pass model=<an instance of it>")
+        model = _registry(ref.get("arch"), device)
+    elif source in ("module", "factory"):
+        model = _user_code(ref, allow_import)
+    else:
+        raise ConfigError("the export records no architecture; pass model=<an instance of it>")
+    return _with_scalar_layer(model, ref)
+
+
+def _with_scalar_layer(model: nn.Module, ref: Dict[str, Any]) -> nn.Module:
+    """Give ``model`` the scalar layer the reference records, unless it has one (its trained
+    value comes with the float state)."""
+    arch = ref.get("arch") if ref.get("source") == "registry" else ref
+    scalar = arch.get("scalar_layer") if isinstance(arch, dict) else None
+    if scalar is None or isinstance(getattr(model, "scalar_layer", None), ScalarLayer):
+        return model
+    C.need(isinstance(scalar, (int, float)) and not isinstance(scalar, bool) and scalar > 0,
+           f"manifest scalar_layer must be a positive number, got {str(scalar)[:40]!r}")
+    return add_scalar_layer(model, float(scalar))
 
 
 def _apply_structure(base: nn.Module, ex, err) -> None:
@@ -174,7 +189,8 @@ def build_base(ex, model: Optional[nn.Module] = None, allow_import: bool = False
     from_file = model is None and ex.model is None
     err = FormatError if from_file else ConfigError
     if model is not None or ex.model is not None:
-        base = copy.deepcopy(model if model is not None else ex.model).cpu()
+        base = _with_scalar_layer(copy.deepcopy(model if model is not None else ex.model).cpu(),
+                                  ex.model_ref)
     else:
         if ex.model_ref.get("source") == "registry":  # shapes first, without memory
             check_architecture(ex, err)

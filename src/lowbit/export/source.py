@@ -35,6 +35,7 @@ from ..errors import ConfigError
 from ..models.user import factory_reference
 from ..nn.convert import QuantizedModel, convert
 from ..nn.graph import bn_factors, example_input_for, find_bn_pairs
+from ..nn.layers import ScalarLayer
 from ..nn.inputs import first_tensor, inputs_to
 from ..nn.modules import QuantAdd
 from ..nn.prepare import quant_layers
@@ -127,8 +128,12 @@ def model_reference(model: nn.Module, module_kwargs: Optional[Dict[str, Any]] = 
     if isinstance(spec, dict) and module_kwargs is None:
         return {"source": "registry", "arch": spec}
     cls = type(model)
-    return {"source": "module", "class": f"{cls.__module__}:{cls.__qualname__}",
-            "kwargs": None if module_kwargs is None else dict(module_kwargs)}
+    ref = {"source": "module", "class": f"{cls.__module__}:{cls.__qualname__}",
+           "kwargs": None if module_kwargs is None else dict(module_kwargs)}
+    scalar = getattr(model, "scalar_layer", None)
+    if isinstance(scalar, ScalarLayer):
+        ref["scalar_layer"] = float(scalar.scale.detach())  # rebuilt by construct; the value is in the state
+    return ref
 
 
 def _cpu(qp: Optional[QParams]) -> Optional[QParams]:

@@ -5,12 +5,17 @@ A method is a config dataclass plus a :class:`Method` object. The trainer calls,
 ``loss`` (an extra loss term, or None), ``before_step`` (after backward, before the optimizer)
 and ``after_step``. ``state_dict``/``load_state_dict`` make resume exact; ``report`` adds a
 section to report.json. Outside the trainer, a method's loss is a plain tensor to add to yours.
+
+A method that trains a second network next to the model (guided training's full-precision
+twin) returns it from ``companions()``; the trainer then owns everything a network needs
+besides its loss: an optimizer of its own, its steps, its place in the checkpoint, gradient
+averaging across processes and an evaluation after every epoch (see :class:`Companion`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -40,6 +45,26 @@ class TrainContext:
     float_model: Optional[nn.Module] = None   # the float baseline, when the recipe has one
     out_dir: Optional[Any] = None             # the run folder (plots go there)
     log: Dict[str, float] = field(default_factory=dict)   # scalars to show in progress
+
+
+@dataclass
+class Companion:
+    """A network a method trains alongside the model, with an optimizer of its own.
+
+    The trainer builds its optimizer from the recipe's ``optim`` section with ``optim``'s
+    changes (OptimConfig fields: ``lr``, ``momentum``, ``weight_decay``, ...; without ``lr`` it
+    follows each phase's learning rate), runs the phase's schedule on it, zeroes and steps it
+    with the model's optimizer (the method's loss term carries the companion's own loss, so
+    one backward pass gives both networks their gradients), averages its gradients across
+    processes, saves its weights and optimizer state in the checkpoint, and evaluates it on
+    the test set after every epoch and at the end (``<name>_top1`` in the epoch log,
+    metrics.json and the report). ``trainable=False``: no optimizer; its weights never change.
+    """
+
+    name: str
+    module: nn.Module
+    optim: Dict[str, Any] = field(default_factory=dict)
+    trainable: bool = True
 
 
 class Method:
@@ -84,7 +109,11 @@ class Method:
         return {}
 
     def parameters(self):
-        """Extra parameters the optimizer must train (e.g. a guidance network)."""
+        """Extra parameters the model's optimizer must train with the model's settings."""
+        return []
+
+    def companions(self) -> List[Companion]:
+        """Networks trained next to the model with their own optimizers (after ``setup``)."""
         return []
 
     def state_dict(self) -> Dict[str, Any]:

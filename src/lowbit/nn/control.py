@@ -15,6 +15,7 @@ from typing import Dict, Iterator, Optional
 
 from torch import nn
 
+from ..ops.ranges import check_bits
 from ..quantizers.learned_range import LearnedRangeQuantizer
 from .prepare import quantizers
 
@@ -25,17 +26,21 @@ def set_quant_state(model: nn.Module, *, weights: Optional[bool] = None,
                     learn_bits: Optional[bool] = None) -> Dict[str, int]:
     """Enable/disable, re-bit, freeze or unfreeze the quantizers of a prepared model.
 
-    ``None`` leaves a setting unchanged. Bit changes apply to every quantizer of that role
-    (per-layer differences come from the spec's overrides, applied at prepare time).
+    ``None`` leaves a setting unchanged. ``weight_bits`` / ``act_bits`` change the default
+    bit-width of that role: every quantizer follows it except those whose bits a spec override
+    sets (``bits_pinned``, e.g. a first layer held at 8 bits), which keep their own.
     Returns how many weight and activation quantizers were touched.
     """
     counts = {"weights": 0, "acts": 0}
+    for name, bits in (("weight_bits", weight_bits), ("act_bits", act_bits)):
+        if bits is not None:
+            check_bits(bits, name)
     for _, q in quantizers(model):
         is_w = q.role == "weight"
         enabled, bits = (weights, weight_bits) if is_w else (acts, act_bits)
         if enabled is not None:
             (q.enable if enabled else q.disable)()
-        if bits is not None:
+        if bits is not None and not getattr(q, "bits_pinned", False):
             q.set_bits(bits)
         if freeze is not None:
             (q.freeze if freeze else q.unfreeze)()

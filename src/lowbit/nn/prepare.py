@@ -24,7 +24,7 @@ from ..errors import CheckpointError, ConfigError
 from ..quantizers import make_quantizer
 from ..quantizers.base import Quantizer
 from .layers import Add
-from .modules import QuantAdd, QuantMixin, check_wrappable, is_quant_layer, wrap_add, wrap_layer
+from .modules import QuantAdd, QuantMixin, check_wrappable, is_quant_layer, unwrap_layer, wrap_add, wrap_layer
 from .resolve import LayerPlan, nothing_matches, plan_layers, warn_unquantized
 from .spec import QuantSpec
 
@@ -88,6 +88,7 @@ def _wrap(plan: LayerPlan, int_bias: bool = False) -> None:
         qa = make_quantizer(plan.act, "act", name=f"{plan.name}[0]")
         qb = make_quantizer(plan.act, "act", name=f"{plan.name}[1]")
         wrap_add(mod, qa, qb)
+        _pin(plan, None, qa, qb)
         return
     wq = aq = bq = None
     if plan.weight is not None:
@@ -101,9 +102,18 @@ def _wrap(plan: LayerPlan, int_bias: bool = False) -> None:
         bq.init_from_tensor(mod.bias)
     wrap_layer(mod, wq, aq, bq, plan.name)
     mod.lowbit_int_bias = bool(int_bias and _int_bias_applies(plan))
+    _pin(plan, wq, aq)
     for q in (wq, aq, bq):
         if q is not None:
             q.to(device=device, dtype=dtype)
+
+
+def _pin(plan: LayerPlan, weight_q: Optional[Quantizer], *act_qs: Optional[Quantizer]) -> None:
+    """Mark quantizers whose bit-width an override sets: a phase's bit change leaves them alone."""
+    for role, qs in (("weight", (weight_q,)), ("act", act_qs)):
+        for q in qs:
+            if q is not None:
+                q.bits_pinned = role in plan.pinned
 
 
 def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool = False,
@@ -138,6 +148,22 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
     warn_unquantized(model)  # once per float layer type (LSTM, MultiheadAttention, ...)
     model.lowbit_quant_spec = spec
     return model
+
+
+def float_copy(model: nn.Module) -> nn.Module:
+    """A float copy of a prepared model: the same modules, names and current weights, with
+    every quantizer removed (it computes what the model computes with quantizers off).
+
+    >>> from torch import nn
+    >>> q = prepare(nn.Sequential(nn.Linear(4, 2)))
+    >>> type(float_copy(q)[0]).__name__, type(q[0]).__name__
+    ('Linear', 'QuantLinear')
+    """
+    twin = copy.deepcopy(model)
+    for _, mod in list(quant_layers(twin)):
+        unwrap_layer(mod)
+    twin.__dict__.pop("lowbit_quant_spec", None)
+    return twin
 
 
 def quant_layers(model: nn.Module) -> Iterator[Tuple[str, nn.Module]]:

@@ -9,7 +9,7 @@ import fnmatch
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from torch import nn
 
@@ -36,6 +36,7 @@ class LayerPlan:
     weight: Optional[QuantizerConfig]
     act: Optional[QuantizerConfig]
     bias: Optional[QuantizerConfig]
+    pinned: Tuple[str, ...] = ()   # roles ("weight", "act") whose bits an override sets
 
 
 def _matches(pattern: str, name: str, first: str, last: str,
@@ -49,6 +50,17 @@ def _matches(pattern: str, name: str, first: str, last: str,
     if pattern.startswith("re:"):
         return re.fullmatch(pattern[3:], name) is not None
     return fnmatch.fnmatchcase(name, pattern)
+
+
+def match_names(pattern: str, names: List[str]) -> List[str]:
+    """The ``names`` that ``pattern`` matches, with the override rules (glob, ``re:<regex>``,
+    ``@first`` / ``@last`` = the first / last of ``names``).
+
+    >>> match_names("layer1.*", ["conv1", "layer1.0.conv1", "fc"]), match_names("@last", ["a", "b"])
+    (['layer1.0.conv1'], ['b'])
+    """
+    first, last = (names[0], names[-1]) if names else ("", "")
+    return [n for n in names if _matches(pattern, n, first, last)]
 
 
 def opaque_parent(model: nn.Module, name: str) -> Optional[str]:
@@ -130,14 +142,16 @@ def plan_layers(model: nn.Module, spec: QuantSpec) -> List[LayerPlan]:
     for name, mod in cands:
         if any(_matches(p, name, first, last, mod) for p in spec.exclude):
             continue
-        weight, act, bias, skip = spec.weight, spec.act, spec.bias, False
+        weight, act, bias, skip, pinned = spec.weight, spec.act, spec.bias, False, set()
         for o in spec.overrides:
             if _matches(o.pattern, name, first, last, mod):
                 weight, act, skip = _apply(weight, o.weight), _apply(act, o.act), skip or o.skip
+                pinned |= {role for role, change in (("weight", o.weight), ("act", o.act))
+                           if isinstance(change, Mapping) and "bits" in change}
                 bias = _apply(bias, o.bias)
         if skip or (isinstance(mod, Add) and act is None):
             continue
-        plans.append(LayerPlan(name, mod, weight, act, bias))
+        plans.append(LayerPlan(name, mod, weight, act, bias, tuple(sorted(pinned))))
     return plans
 
 

@@ -42,6 +42,8 @@ def _summary(m: Dict[str, Any]) -> List[str]:
     if m.get("top1_fp32") is not None:
         lines.append(f"| float baseline top-1 | {m['top1_fp32']:.2f}% "
                      f"(delta {m['top1'] - m['top1_fp32']:+.2f}) |")
+    for key in sorted(k for k in m if k.endswith("_top1") and k != "top1_fp32"):
+        lines.append(f"| {key[:-5]} top-1 | {m[key]:.2f}% |")  # e.g. the guided twin's
     if "size_bytes_packed" in m:
         lines.append(f"| packed size | {m['size_bytes_packed'] / KB:.2f} KB "
                      f"({m['size_bytes_packed']:,} bytes) |")
@@ -90,6 +92,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
                 "the packed size at 32 bits).", ""] + table(floats, ["name", "type", "params", "reason"])
     hist = report.get("history", [])
     if hist:
-        out += ["", "## Training", ""] + table(hist, ["phase", "epoch", "step", "top1", "test_loss", "seconds"])
+        more = sorted({k for h in hist for k in h if k.endswith("_top1")})  # e.g. twin_top1
+        out += ["", "## Training", ""] + table(hist, ["phase", "epoch", "step", "top1", *more, "test_loss",
+                                                      "seconds"])
     out += _methods(report.get("methods", {}))
     return "\n".join(out) + "\n"

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .plots import _pyplot, save_figure
 
 KB = 1024
+
+
+def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "top1") -> List[Dict[str, Any]]:
+    """Points not dominated in (smaller ``x``, larger ``y``), sorted by ``x``.
+
+    >>> pts = [{"size": 1, "top1": 80}, {"size": 2, "top1": 79}, {"size": 3, "top1": 90}]
+    >>> [p["size"] for p in pareto_front(pts)]
+    [1, 3]
+    """
+    front, best = [], -math.inf
+    for p in sorted(points, key=lambda p: (p[x], -p[y])):
+        if p[y] > best:
+            front.append(p)
+            best = p[y]
+    return front
 
 
 def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
@@ -15,8 +31,6 @@ def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
                      x: str = "size", xlabel: Optional[str] = None) -> Optional[Path]:
     """Scatter ``top1`` against ``x`` (bytes; default the total ``size``) for each named
     series, Pareto fronts as lines; a point's ``label`` is written next to it."""
-    from ..sweep import pareto_front
-
     plt = _pyplot()
     if plt is None or not any(series.values()):
         return None
@@ -34,7 +48,4 @@ def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
     ax.set_xlabel(xlabel or "total memory: packed weights + activation feature maps (KB)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, ax=ax)

@@ -2,12 +2,13 @@
 
 * QGT weight histograms (the QGT paper, Figure 4): float baseline vs QGT-trained weights of selected
   layers, in units of the quantization step, where QGT's clustering on the grid is visible.
+* Learning curves: test top-1 per epoch of several runs or sweep points in one plot.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -26,11 +27,16 @@ def _pyplot():
         return None
 
 
-def save_figure(fig, path) -> Path:
-    """Save a matplotlib figure atomically (the format from the file's suffix) and close it."""
+def save_figure(fig, path, ax=None, legend_size: int = 8) -> Path:
+    """Save a matplotlib figure atomically (the format from the file's suffix) and close it; with
+    ``ax``, first give it a light grid and a legend and tighten the layout."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
+    if ax is not None:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=legend_size)
+        fig.tight_layout()
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
@@ -77,3 +83,20 @@ def save_weight_histograms(qgt, path: Path) -> Optional[Path]:
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def save_curves_plot(curves: Dict[str, List[float]], path: Path, ylabel: str = "test top-1 (%)",
+                     title: str = "") -> Optional[Path]:
+    """One line per named curve (a value per epoch, epochs from 1) in one PNG."""
+    plt = _pyplot()
+    if plt is None or not any(curves.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name, values in curves.items():
+        if values:
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path, ax=ax, legend_size=7)

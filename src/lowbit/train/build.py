@@ -20,9 +20,12 @@ from ..methods import METHODS, Method
 from ..fold import fold_batchnorm
 from ..models import create_model
 from ..models.user import build_from_factory
+from ..nn.layers import add_scalar_layer
 from ..nn.prepare import prepare
 from .distributed import DistInfo
 from .recipe import Recipe
+
+SCALAR_KEY = "scalar_layer.scale"
 
 
 @dataclass
@@ -75,12 +78,15 @@ def resolve_path(path: str) -> Path:
 
 
 def load_float_weights(model: nn.Module, path: str) -> None:
-    """Load a float .safetensors state dict into ``model`` (every tensor must match)."""
+    """Load a float .safetensors state dict into ``model`` (every tensor must match, except a
+    scalar layer the file does not have: it keeps its initial value)."""
     file = resolve_path(path)
     try:
         state = load_file(str(file))
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from None
+    if SCALAR_KEY in dict(model.named_parameters()) and SCALAR_KEY not in state:
+        state[SCALAR_KEY] = model.get_parameter(SCALAR_KEY).detach().clone()
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -100,6 +106,8 @@ def build_float_model(recipe: Recipe, data: Data, allow_import: bool = False) ->
         model = create_model(m.name, num_classes=m.num_classes or data.train.num_classes,
                              in_channels=m.in_channels or data.train.images.shape[1],
                              input_size=m.input_size or data.input_size, **m.kwargs)
+    if m.scalar_layer is not None:
+        add_scalar_layer(model, m.scalar_layer)
     if m.init:
         load_float_weights(model, m.init)
     if m.fold_bn:  # before prepare: the quantized layers then see the deployed weights

@@ -77,3 +77,19 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and tdist.is_initialized():
         tdist.destroy_process_group()
+
+
+def average_gradients(module: torch.nn.Module) -> None:
+    """Average the gradients of ``module`` over all processes (what DDP does for the model;
+    used for networks a method trains next to it)."""
+    world = tdist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            tdist.all_reduce(p.grad)
+            p.grad.div_(world)
+
+
+def broadcast_state(module: torch.nn.Module) -> None:
+    """Give every process rank 0's parameters and buffers (e.g. batch-norm statistics)."""
+    for t in list(module.parameters()) + list(module.buffers()):
+        tdist.broadcast(t.data, src=0)

@@ -34,6 +34,7 @@ from ..nn.control import project_quantizers, set_quant_state
 from .build import build_data, build_float_model, build_methods, example_input, quantize_model
 from .checkpoint import (RUN_KEYS, load_checkpoint, rng_state, save_checkpoint, seed_everything,
                          set_rng_state)
+from .companions import Companions
 from .distributed import barrier, init_distributed
 from .evaluate import evaluate
 from .folder import RunFolder
@@ -102,6 +103,7 @@ class Trainer:
                                 steps_per_epoch=len(self.data.train_loader))
         for m in self.methods:
             m.setup(self.ctx)
+        self.companions = Companions([c for m in self.methods for c in m.companions()], self.dist)
         if ckpt is not None:
             self._restore(ckpt)
 
@@ -129,6 +131,7 @@ class Trainer:
             raise CheckpointError(f"checkpoint does not match the model: {str(exc).splitlines()[0]}") from None
         for m in self.methods:
             m.load_state_dict(ckpt["methods"].get(m.name, {}))
+        self.companions.load_state_dict(ckpt.get("companions", {}))
         set_rng_state(ckpt["rng"])
         self._pending_optimizer = ckpt["optimizer"]
         self._say(f"resuming {self.out} at phase {self.state.phase + 1}, "
@@ -185,6 +188,7 @@ class Trainer:
         if getattr(self, "_pending_optimizer", None) is not None:
             self.optimizer.load_state_dict(self._pending_optimizer)
             self._pending_optimizer = None
+        self.companions.build_optimizers(optim_cfg, base_lr)
         self.ctx.phase_steps = total
         self.label_smoothing = (self.recipe.optim.label_smoothing if p.label_smoothing is None
                                 else p.label_smoothing)
@@ -227,6 +231,7 @@ class Trainer:
     def _step(self, model, x, y, lr: float):
         self.ctx.lr = lr
         set_lr(self.optimizer, lr)
+        self.companions.set_lr(lr)
         logits = model(x)
         task = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         weight = 1.0
@@ -241,6 +246,7 @@ class Trainer:
             raise TrainingDiverged(f"the loss became {float(loss)} at step {self.ctx.step}; lower the "
                                    "learning rate (optim.lr) or check the data")
         self.optimizer.zero_grad(set_to_none=True)
+        self.companions.zero_grad()
         loss.backward()
         for m in self.methods:
             if m.active:
@@ -248,6 +254,7 @@ class Trainer:
         if self.recipe.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
         self.optimizer.step()
+        self.companions.step()
         project_quantizers(self.model)
         for m in self.methods:
             if m.active:
@@ -263,7 +270,7 @@ class Trainer:
         self.state.global_epoch += 1
         self.state.epoch_in_phase = epoch + 1
         self.state.seconds = prior + time.time() - start
-        extra: Dict[str, Any] = {}
+        extra: Dict[str, Any] = self.companions.evaluate(self.data.test_loader, self.device)
         for m in self.methods:  # before the checkpoint, so a resumed run sees the same state
             if m.active:
                 extra.update(m.on_epoch_end(self.ctx))
@@ -281,6 +288,7 @@ class Trainer:
         return {"recipe": self.recipe.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "state": vars(self.state).copy(),
                 "methods": {m.name: m.state_dict() for m in self.methods}, "rng": rng_state(),
+                "companions": self.companions.state_dict(),
                 "structure": {"folded_bn": getattr(self.model, "lowbit_folded_pairs", [])},
                 "done": done}
 

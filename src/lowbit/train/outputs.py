@@ -61,6 +61,7 @@ def finish_run(t) -> Dict[str, Any]:
     final = evaluate(t.model, t.data.test_loader, t.device)
     cost = account(t.model, t.example.to(t.device), fold_bn=t.recipe.fold_bn)
     metrics = collect_metrics(t, final, cost)
+    metrics.update(t.companions.evaluate(t.data.test_loader, t.device))  # e.g. twin_top1
     if t.dist.is_main:
         write_outputs(t, metrics, cost)
     t.save(done=True)

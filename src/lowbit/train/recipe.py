@@ -49,6 +49,10 @@ class ModelConfig:
     fold_bn: fold every batch norm into the Conv/Linear before it right after loading ``init``,
     so the model trains without batch norm, exactly as it is deployed (``quant.int_bias``
     needs this for models with batch norm).
+    scalar_layer: give the model a trainable scalar multiplying its logits, starting at this
+    value (Zhuang et al., Towards Effective Low-bitwidth CNNs, Section 3.6, use 0.01 for a network
+    that learns with it; fine-tuning ``init`` weights trained without one, 1.0 keeps their
+    logits); exports keep it. ``init`` weights without one leave it at this value.
     """
 
     name: Optional[str] = None
@@ -62,9 +66,10 @@ class ModelConfig:
     channels_last: bool = True
     compile: bool = False
     fold_bn: bool = False
+    scalar_layer: Optional[float] = None
 
     def __post_init__(self):
-        for name in ("num_classes", "in_channels", "input_size"):  # None: from the dataset
+        for name in ("num_classes", "in_channels", "input_size", "scalar_layer"):  # None: dataset's / none
             if getattr(self, name) is not None:
                 _positive(f"model.{name}", getattr(self, name))
         if (self.name is None) == (self.factory is None):
@@ -275,7 +280,10 @@ def _check_methods(recipe: Recipe) -> None:
     from ..methods import METHODS  # methods validate their own arguments
 
     for m in recipe.methods:
-        METHODS.get(m.name).config_from(m.args)
+        cfg = METHODS.get(m.name).config_from(m.args)
+        changes = getattr(cfg, "optim", None)  # optimizer changes for a method's companion network
+        if changes:
+            build(OptimConfig, {**to_plain(recipe.optim), **changes}, f"methods.{m.name}.optim")
 
 
 def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
