@@ -28,8 +28,9 @@ from torch import nn
 
 from .errors import ConfigError, DataError
 from .nn.inputs import batch_inputs, run_model
-from .nn.prepare import act_quantizers, prepare, weight_quantizers
+from .nn.prepare import prepare
 from .nn.spec import QuantSpec
+from .nn.walk import act_quantizers, weight_quantizers
 from .quantizers.dorefa import DoReFaQuantizer
 from .quantizers.observers import Observer
 

@@ -24,12 +24,16 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
 from .errors import ConfigError
 from .files import check_output_folder, write_text
+from .models.user import check_import_allowed
+from .report.pareto import pareto_front, save_pareto_plot
+from .train import Trainer, load_recipe
+from .train.folder import FolderLock
 
 RANGE_KINDS = ("log", "float", "int")
 
@@ -118,21 +122,6 @@ def objective_value(metrics: Dict[str, Any], name: str) -> float:
     return float(metrics[name])
 
 
-def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "top1") -> List[Dict[str, Any]]:
-    """Points not dominated in (smaller ``x``, larger ``y``), sorted by ``x``.
-
-    >>> pts = [{"size": 1, "top1": 80}, {"size": 2, "top1": 79}, {"size": 3, "top1": 90}]
-    >>> [p["size"] for p in pareto_front(pts)]
-    [1, 3]
-    """
-    front, best = [], -math.inf
-    for p in sorted(points, key=lambda p: (p[x], -p[y])):
-        if p[y] > best:
-            front.append(p)
-            best = p[y]
-    return front
-
-
 def _read_metrics(path: Path) -> Dict[str, Any]:
     """A trial's metrics.json; a damaged one is a one-line error naming the trial folder."""
     try:
@@ -161,9 +150,6 @@ class Sweep:
     allow_import: bool = False  # a recipe's model.factory imports your code
 
     def __post_init__(self):
-        from .models.user import check_import_allowed
-        from .train.recipe import load_recipe
-
         self.out = Path(self.out)
         if not self.params:
             raise ConfigError("a sweep needs at least one --param")
@@ -179,7 +165,7 @@ class Sweep:
         return p.sets(value)
 
     def _sampler(self):
-        import optuna
+        import optuna  # optional (the sweep extra): only a sweep needs it
 
         if self.trials is None and all(p.values is not None for p in self.params):
             return optuna.samplers.GridSampler({p.key: p.values for p in self.params}, seed=self.seed)
@@ -199,8 +185,6 @@ class Sweep:
         return out
 
     def _run_trial(self, trial) -> Any:
-        from .train import Trainer, load_recipe
-
         values = self._suggest(trial)
         run_dir = self.out / f"trial-{trial.number:03d}"
         by_key = {p.key: p for p in self.params}
@@ -218,15 +202,13 @@ class Sweep:
         return result[0] if len(result) == 1 else result
 
     def run(self) -> Dict[str, Any]:
-        from .train.folder import FolderLock
-
         check_output_folder(self.out)  # before any trial trains
         self.out.mkdir(parents=True, exist_ok=True)
         with FolderLock(self.out):  # one sweep per folder at a time
             return self._run()
 
     def _run(self) -> Dict[str, Any]:
-        import optuna
+        import optuna  # optional (the sweep extra)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(study_name="lowbit", storage=f"sqlite:///{self.out / 'study.db'}",
@@ -239,7 +221,7 @@ class Sweep:
         return self.summarize(study)
 
     def summarize(self, study) -> Dict[str, Any]:
-        import optuna
+        import optuna  # optional (the sweep extra)
 
         rows = []
         for t in study.trials:
@@ -249,7 +231,5 @@ class Sweep:
         summary = {"recipe": self.recipe, "objectives": self.objectives, "overrides": self.overrides,
                    "trials": rows, "pareto": pareto_front(rows)}
         write_text(self.out / "sweep.json", json.dumps(summary, indent=2) + "\n")
-        from .report.pareto import save_pareto_plot
-
         save_pareto_plot({"sweep": rows}, self.out / "pareto.png")
         return summary

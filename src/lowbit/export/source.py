@@ -37,9 +37,10 @@ from ..nn.convert import QuantizedModel, convert
 from ..nn.graph import bn_factors, example_input_for, find_bn_pairs
 from ..nn.inputs import first_tensor, inputs_to
 from ..nn.modules import QuantAdd
-from ..nn.prepare import quant_layers
+from ..nn.walk import quant_layers
 from ..quantizers.base import QParams
 from ..quantizers.nested import NestedQuantizer
+from .rebuild import build_base
 
 
 @dataclass
@@ -71,8 +72,6 @@ class Exportable:
 
     def base_model(self, model: Optional[nn.Module] = None, allow_import: bool = False) -> nn.Module:
         """The float architecture with BNs folded away (see :mod:`lowbit.export.rebuild`)."""
-        from .rebuild import build_base
-
         return build_base(self, model, allow_import)
 
 

@@ -35,11 +35,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ..accounting import input_sizes
 from ..errors import ConfigError
 from ..nn.layers import Add
 from ..nn.modules import QuantAdd, QuantMixin
 from ..quantizers.learned_range import LearnedRangeQuantizer, min_levels_for_bits, bits_from_levels
 from .base import METHODS, Method, TrainContext
+from .budget_report import budget_report
 
 FLOAT_BITS = 32.0
 KB_BITS = 8 * 1024
@@ -118,9 +120,8 @@ class Term:
 
 def cost_terms(model: nn.Module, example_input: torch.Tensor) -> Tuple[List[Term], List[Term]]:
     """Weight and activation terms of every Conv/Linear (and Add) of ``model``."""
-    from ..accounting import _input_sizes  # the same feature-map sizes the accounting uses
 
-    sizes = _input_sizes(model, example_input)
+    sizes = input_sizes(model, example_input)  # the feature-map sizes the accounting uses
     weights, acts = [], []
     for name, mod in model.named_modules():
         if name not in sizes:
@@ -238,8 +239,6 @@ class Budget(Method):
                 group["lr"] = ctx.lr * group["lr_scale"] * group["gate"]
 
     def report(self, ctx: TrainContext) -> Dict[str, Any]:
-        from ..report.bits import budget_report
-
         return budget_report(self, ctx)
 
 

@@ -16,7 +16,7 @@ from typing import Dict, Iterator, Optional
 from torch import nn
 
 from ..quantizers.learned_range import LearnedRangeQuantizer
-from .prepare import quantizers
+from .walk import quantizers
 
 
 def set_quant_state(model: nn.Module, *, weights: Optional[bool] = None,

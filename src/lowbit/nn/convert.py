@@ -27,7 +27,7 @@ from ..quantizers.base import QParams, dequantize_codes
 from ..quantizers.granularity import Granularity
 from .graph import bn_factors, find_bn_pairs
 from .modules import QuantAdd
-from .prepare import quant_layers
+from .walk import quant_layers
 
 
 @dataclass

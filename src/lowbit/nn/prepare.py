@@ -6,8 +6,8 @@
 >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 10))
 >>> qmodel = prepare(model, QuantSpec(weight=QuantizerConfig(bits=4, granularity="channel"),
 ...                                   act=QuantizerConfig(bits=4)))
->>> [name for name, _ in quant_layers(qmodel)]
-['0', '3']
+>>> type(qmodel[0]).__name__
+'QuantConv2d'
 >>> qmodel(torch.randn(2, 3, 32, 32)).shape   # training mode: activations init from this batch
 torch.Size([2, 10])
 """
@@ -15,18 +15,19 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import copy
-from typing import Dict, Iterator, Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..quantizers import make_quantizer
-from ..quantizers.base import Quantizer
+from .graph import find_bn_pairs
 from .layers import Add
-from .modules import QuantAdd, QuantMixin, check_wrappable, is_quant_layer, wrap_add, wrap_layer
+from .modules import check_wrappable, is_quant_layer, wrap_add, wrap_layer
 from .resolve import LayerPlan, nothing_matches, plan_layers, warn_unquantized
 from .spec import QuantSpec
+from .walk import weight_quantizers
 
 QUANTIZER_SLOTS = ("weight_quantizer", "input_quantizer", "bias_quantizer", "input_quantizers")
 
@@ -61,8 +62,6 @@ def _check_folded(model: nn.Module, example_input) -> None:
     """int_bias rounds biases to the grid of the deployed layers: refuse batch norms that would
     still be folded into them later. Seeing which layer feeds a BN takes one forward pass, on
     ``example_input`` or the registry model's own input; without either, any BN is refused."""
-    from .graph import find_bn_pairs  # graph -> control -> prepare: import at use
-
     bns = [n for n, m in model.named_modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
     if not bns:
         return
@@ -140,37 +139,6 @@ def prepare(model: nn.Module, spec: Optional[QuantSpec] = None, *, inplace: bool
     return model
 
 
-def quant_layers(model: nn.Module) -> Iterator[Tuple[str, nn.Module]]:
-    """(name, module) of every wrapped layer, in registration order."""
-    for name, mod in model.named_modules():
-        if is_quant_layer(mod):
-            yield name, mod
-
-
-def quantizers(model: nn.Module, role: Optional[str] = None) -> Iterator[Tuple[str, Quantizer]]:
-    """(qualified name, quantizer) of every quantizer, optionally only ``weight`` or ``act``."""
-    for name, mod in model.named_modules():
-        if isinstance(mod, Quantizer) and (role is None or mod.role == role):
-            yield name, mod
-
-
-def weight_quantizers(model: nn.Module) -> Iterator[Tuple[str, nn.Module, Quantizer]]:
-    """(layer name, layer, weight quantizer) for wrapped Conv/Linear layers with one."""
-    for name, mod in quant_layers(model):
-        if isinstance(mod, QuantMixin) and mod.weight_quantizer is not None:
-            yield name, mod, mod.weight_quantizer
-
-
-def act_quantizers(model: nn.Module) -> Iterator[Tuple[str, Quantizer]]:
-    """(layer name, activation quantizer) for every quantized layer input and residual input."""
-    for name, mod in quant_layers(model):
-        if isinstance(mod, QuantAdd):
-            for i, q in enumerate(mod.input_quantizers):
-                yield f"{name}[{i}]", q
-        elif mod.input_quantizer is not None:
-            yield name, mod.input_quantizer
-
-
 def is_quantizer_key(key: str) -> bool:
     return any(f"{slot}." in key for slot in QUANTIZER_SLOTS)
 
@@ -192,16 +160,3 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
     if reinit_weights:
         for _, mod, wq in weight_quantizers(model):
             wq.init_from_tensor(mod.weight)
-
-
-def quant_summary(model: nn.Module) -> Dict[str, Dict[str, object]]:
-    """Per wrapped layer: type and the weight/input quantizer descriptions (for printing)."""
-    out = {}
-    for name, mod in quant_layers(model):
-        if isinstance(mod, QuantAdd):
-            out[name] = {"type": "Add", "inputs": [q.extra_repr() for q in mod.input_quantizers]}
-        else:
-            out[name] = {"type": mod._lowbit_float_class.__name__,
-                         "weight": mod.weight_quantizer.extra_repr() if mod.weight_quantizer else "float",
-                         "input": mod.input_quantizer.extra_repr() if mod.input_quantizer else "float"}
-    return out

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ..errors import ConfigError
+from ..errors import unknown_name
 from ..ops.ranges import check_bits
 from ..ops.rounding import check_estimator, check_rounding
 
@@ -80,7 +81,6 @@ class QuantizerConfig:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            from ..errors import unknown_name
             raise unknown_name("quantizer kind", self.kind, KINDS)
         self._normalize_granularity()
         if not (self.kind == "nested" and self.bits is None):
@@ -106,7 +106,6 @@ class QuantizerConfig:
 
     def _check_observer(self):
         if self.observer not in OBSERVERS:
-            from ..errors import unknown_name
             raise unknown_name("observer", self.observer, OBSERVERS)
         if not (50.0 < float(self.percentile) <= 100.0):
             raise ConfigError(f"percentile must be in (50, 100], got {self.percentile}")
@@ -157,6 +156,5 @@ class QuantizerConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            from ..errors import unknown_name
             raise unknown_name("quantizer field", unknown[0], names)
         return cls(**data)

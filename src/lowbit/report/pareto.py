@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
-from .plots import _pyplot, save_figure
+from ..plotting import pyplot, save_figure
 
 KB = 1024
+
+
+def pareto_front(points: Sequence[Dict[str, Any]], x: str = "size", y: str = "top1") -> List[Dict[str, Any]]:
+    """Points not dominated in (smaller ``x``, larger ``y``), sorted by ``x``.
+
+    >>> pts = [{"size": 1, "top1": 80}, {"size": 2, "top1": 79}, {"size": 3, "top1": 90}]
+    >>> [p["size"] for p in pareto_front(pts)]
+    [1, 3]
+    """
+    front, best = [], -math.inf
+    for p in sorted(points, key=lambda p: (p[x], -p[y])):
+        if p[y] > best:
+            front.append(p)
+            best = p[y]
+    return front
 
 
 def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
                      title: str = "accuracy vs total memory (weights + activations)") -> Optional[Path]:
     """Scatter ``top1`` against ``size`` (bytes) for each named series, Pareto fronts as lines."""
-    from ..sweep import pareto_front
-
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not any(series.values()):
         return None
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -25,9 +25,11 @@ from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..calibrate import calibrate
 from ..errors import CheckpointError, LowbitError
+from ..evaluate import evaluate
 from ..methods import TrainContext
 from ..models.user import check_import_allowed
 from ..nn.control import project_quantizers, set_quant_state
@@ -35,9 +37,9 @@ from .build import build_data, build_float_model, build_methods, example_input, 
 from .checkpoint import (RUN_KEYS, load_checkpoint, rng_state, save_checkpoint, seed_everything,
                          set_rng_state)
 from .distributed import barrier, init_distributed
-from .evaluate import evaluate
 from .folder import RunFolder
 from .optim import build_optimizer, set_lr
+from .outputs import finish_run
 from .progress import Progress
 from .recipe import PhaseConfig, Recipe
 from .schedule import lr_at
@@ -163,8 +165,6 @@ class Trainer:
                 self._apply_phase(index, first_time=True)
             self._run_phase(index, start, prior)
         self.state.seconds = prior + time.time() - start
-        from .outputs import finish_run  # the output stage imports report/accounting
-
         return finish_run(self)
 
     def _phase_lengths(self, p: PhaseConfig):
@@ -199,8 +199,6 @@ class Trainer:
     def _wrap_model(self):
         model = self.model
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             model = DDP(model, find_unused_parameters=self.recipe.quant is not None)
         if self.recipe.model.compile:
             model = torch.compile(model)

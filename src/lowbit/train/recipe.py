@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..methods import METHODS
 from ..models.user import check_import_path
 from ..nn.spec import QuantSpec
 from ..schema import apply_override, build, parse_override, to_plain
@@ -272,8 +273,6 @@ def recipe_from_dict(data: Dict[str, Any], overrides: Iterable[str] = ()) -> Rec
 
 
 def _check_methods(recipe: Recipe) -> None:
-    from ..methods import METHODS  # methods validate their own arguments
-
     for m in recipe.methods:
         METHODS.get(m.name).config_from(m.args)
 
