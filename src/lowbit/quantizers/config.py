@@ -27,7 +27,6 @@ GRANULARITY_ALIASES = {"scalar": ("tensor", 0), "per_tensor": ("tensor", 0),
                        "row": ("channel", 0), "per_channel": ("channel", 0),
                        "column": ("channel", 1), "per_group": ("group", 0)}
 OBSERVERS = ("minmax", "percentile", "gaussian", "mse")
-FILL_ANCHORS = ("step", "range")
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,6 @@ class QuantizerConfig:
     bits_min/bits_max/learn_bits: bounds and switch for learned bit-widths (learned_range).
     fill_levels: learned_range uses every level its integer bit-width pays for (n = 2 -> 3
       at 2 unsigned bits), so the learned range acts only through the bit-width.
-    fill_anchor: what a filled grid keeps: ``step`` (d; the clip range grows to the filled
-      levels, so it halves when a bit-width drops) or ``range`` (q+; the step becomes
-      q+ / levels, so the clip range moves continuously and only the step jumps).
     threshold/eps: the ratio threshold lambda and epsilon of the nested quantizer.
     """
 
@@ -75,7 +71,6 @@ class QuantizerConfig:
     bits_max: int = 8
     learn_bits: bool = True
     fill_levels: bool = False
-    fill_anchor: str = "step"
     threshold: float = 1e-3
     eps: float = 1e-8
 
@@ -126,8 +121,6 @@ class QuantizerConfig:
                                   "signed: false for non-negative activations")
             if not self.symmetric:
                 raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
-            if self.fill_anchor not in FILL_ANCHORS:
-                raise ConfigError(f"fill_anchor must be one of {', '.join(FILL_ANCHORS)}, got {self.fill_anchor!r}")
         if kind == "nested":
             if self.bits is not None and self.bits < 2:  # signed floor codes at 1 bit: {-1, 0}
                 raise ConfigError(f"nested bits (the clip width) must be >= 2 or null for no clip, "

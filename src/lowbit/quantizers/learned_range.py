@@ -16,12 +16,9 @@ n = 2 and n = 3 both take 2 unsigned bits, but n = 2 uses 3 of the 4 codes. The 
 penalty's straight-through gradient pushes q+ down inside a bit-width although that saves
 nothing, so without this option learned grids end with unused codes. With it the forward pass,
 the levels, the accounting and the export use ``2**ceil(log2(n + 1)) - 1`` levels (every code
-of the integer bits) while q+ itself keeps moving continuously between bit-widths.
-``fill_anchor`` says what the filled grid keeps. ``step`` keeps d: the clip range is
-``d * levels``, up to twice q+, and halves when a bit-width drops, while q+ moves inside a
-bit-width without clipping anything. ``range`` keeps q+: the clip range is q+ itself and the
-grid step is ``q+ / levels`` (:meth:`grid_step`), so the task loss sees every move
-of q+ and a bit-width change only doubles or halves the step.
+of the integer bits) while q+ itself keeps moving continuously between bit-widths. The grid
+keeps d: the clip range is ``d * levels``, up to twice q+, and halves when a bit-width drops,
+while q+ moves inside a bit-width without clipping anything.
 
 With ``learn_bits=False`` (homogeneous phases) the range is tied to the step,
 ``q+ = d * n_max(bits)``, and only d learns, as in LSQ. Switching it off *after* bits were
@@ -118,31 +115,19 @@ class LearnedRangeQuantizer(Quantizer):
         q = self._clamped_range(d)
         # fill_levels: the grid gets every level of the integer bits q/d needs; q+ still moves
         # continuously (the gradient passes straight through), so it acts as the bit-width only
-        if self.config.fill_levels and self.config.fill_anchor == "step":
+        if self.config.fill_levels:
             return d * fill_levels_ste(q / d)
         return q
-
-    def _anchored_to_range(self) -> bool:
-        return self.learn_bits and self.config.fill_levels and self.config.fill_anchor == "range"
-
-    def grid_step(self) -> torch.Tensor:
-        """The step of the grid the forward pass uses (compact shape): d, or with
-        ``fill_anchor: range`` while bits learn, ``q+ / levels`` (the filled level count)."""
-        d = self.effective_step()
-        if not self._anchored_to_range():
-            return d
-        q = self._clamped_range(d)
-        return q / fill_levels_ste(q / d)
 
     def _clamped_range(self, d: torch.Tensor) -> torch.Tensor:
         n_min, n_max = self._level_bounds()
         return torch.clamp(self.qplus, d * n_min, d * n_max)
 
     def levels(self) -> torch.Tensor:
-        """Levels n a side per slice, round(clip range / grid step): round(q+ / d), filled when
+        """Levels n a side per slice, round(clip range / step): round(q+ / d), filled when
         ``fill_levels`` is on (float tensor, no gradient)."""
         with torch.no_grad():
-            return torch.round(self.effective_range() / self.grid_step())
+            return torch.round(self.effective_range() / self.effective_step())
 
     # ----- bits ---------------------------------------------------------------------------
     def channel_bits(self, x: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -162,11 +147,7 @@ class LearnedRangeQuantizer(Quantizer):
 
     def bit_tensor(self) -> torch.Tensor:
         """Integer bits per slice as a float tensor with a gradient w.r.t. d and q+."""
-        if self._anchored_to_range():  # the same levels and gradient as the step anchor
-            d = self.effective_step()
-            n = round_ste(fill_levels_ste(self._clamped_range(d) / d))
-        else:
-            n = round_ste(self.effective_range() / self.effective_step())
+        n = round_ste(self.effective_range() / self.effective_step())
         b = ceil_ste(torch.log2(n + 1))
         return b + 1 if self.signed else b
 
@@ -188,10 +169,7 @@ class LearnedRangeQuantizer(Quantizer):
         if flag and not self.learn_bits and ready:
             self.set_step_and_range(qplus=self.effective_range())
         elif not flag and self.learn_bits and ready:
-            levels = self.levels()
-            if self._anchored_to_range():  # its grid step becomes d
-                self.set_step_and_range(step=self.grid_step().detach())
-            self.tied_levels.copy_(levels)
+            self.tied_levels.copy_(self.levels())
         self.learn_bits = bool(flag)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -224,7 +202,7 @@ class LearnedRangeQuantizer(Quantizer):
         """(lower, upper, step) broadcast against ``xv``: the clip range [-q+, q+] (or [0, q+])
         and the grid step."""
         g = self.granularity
-        d, q = self.grid_step(), self.effective_range()
+        d, q = self.effective_step(), self.effective_range()
         if grad_factor != 1.0 and d.requires_grad:
             d, q = grad_scale(d, grad_factor), grad_scale(q, grad_factor)
         q = g.expand(q, xv)
@@ -252,7 +230,7 @@ class LearnedRangeQuantizer(Quantizer):
     def qparams(self, x: Optional[torch.Tensor] = None) -> QParams:
         self._check_ready()
         n = self.levels().to(torch.int32)
-        step = self.grid_step().detach().clone()
+        step = self.effective_step().detach().clone()
         return QParams(scale=step, zero_point=torch.zeros_like(step),
                        qmin=-n if self.signed else torch.zeros_like(n), qmax=n,
                        bits=self.channel_bits(), signed=self.signed, granularity=self.granularity)
