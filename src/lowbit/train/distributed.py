@@ -72,8 +72,3 @@ def init_distributed(device: Optional[str] = None) -> DistInfo:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         tdist.barrier()
-
-
-def shutdown(info: DistInfo) -> None:
-    if info.enabled and tdist.is_initialized():
-        tdist.destroy_process_group()
