@@ -16,8 +16,6 @@ checkpoint and ends with the same metrics as an uninterrupted run with the same 
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,7 +43,6 @@ from .recipe import PhaseConfig, Recipe
 from .schedule import lr_at
 
 CHECKPOINT = "checkpoint.pt"
-FAULT_ENV = "LOWBIT_FAULT_AFTER_EPOCH"  # testing aid: SIGKILL the process after this epoch
 
 
 class TrainingDiverged(LowbitError):
@@ -272,8 +269,6 @@ class Trainer:
         more = "".join(f", {k} {v:.2f}" if isinstance(v, float) else f", {k} {v}" for k, v in extra.items())
         self._say(f"epoch {self.state.global_epoch}: top-1 {ev['top1']:.2f}% (test loss {ev['loss']:.4f}{more})")
         self.save()
-        if os.environ.get(FAULT_ENV) == str(self.state.global_epoch):
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def checkpoint_state(self, done: bool = False) -> Dict[str, Any]:
         return {"recipe": self.recipe.to_dict(), "model": self.model.state_dict(),
