@@ -27,6 +27,7 @@ def test_tiny_recipe_builds_frozen_dataclasses():
     ("phases.1.label_smoothing=1.0", "phase 'both' label_smoothing must be in [0, 1), got 1.0"),
     ("phases.5.epochs=1", "no list item 5"),
     ("quant.weight.bits=17", "bits must be in 1..16, got 17"),
+    ("phases.1.weight_bits=0", "phase 'both' weight_bits must be in 1..16, got 0"),  # one rule
     ("quant.weight.kind=lsqq", "unknown quantizer kind 'lsqq'"),
     ("quant.act.estimator=stee", "did you mean 'ste'"),
     ("optim.name=adagrad", "optim.name must be one of"),

@@ -27,9 +27,10 @@ import torch
 
 from ..errors import ConfigError, FormatError
 from ..ops.axes import normalize_axis
+from ..ops.ranges import MAX_BITS
 from ..quantizers.granularity import Granularity
 
-MAX_PACK_BITS = 16
+MAX_PACK_BITS = MAX_BITS  # every width a quantizer may have (ops.ranges.check_bits)
 
 
 def stream_nbytes(bits: Sequence[int], per_slice: int) -> int:
