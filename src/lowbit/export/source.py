@@ -39,7 +39,6 @@ from ..nn.inputs import first_tensor, inputs_to
 from ..nn.modules import QuantAdd
 from ..nn.walk import quant_layers
 from ..quantizers.base import QParams
-from ..quantizers.nested import NestedQuantizer
 from .rebuild import build_base
 
 
@@ -79,8 +78,7 @@ def _annotate_act(qp, q) -> None:
     if qp is None:
         return
     qp.extra["stored_zero_point"] = bool(q.has_zero_point())
-    floor = isinstance(q, NestedQuantizer) or getattr(q.config, "rounding", "round") == "floor"
-    qp.extra["rounding"] = "floor" if floor else "round"
+    qp.extra["rounding"] = q.rounding
 
 
 def annotate(qm: QuantizedModel, model: nn.Module) -> None:

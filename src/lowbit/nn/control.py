@@ -15,7 +15,6 @@ from typing import Dict, Iterator, Optional
 
 from torch import nn
 
-from ..quantizers.learned_range import LearnedRangeQuantizer
 from .walk import quantizers
 
 
@@ -39,7 +38,7 @@ def set_quant_state(model: nn.Module, *, weights: Optional[bool] = None,
             q.set_bits(bits)
         if freeze is not None:
             (q.freeze if freeze else q.unfreeze)()
-        if learn_bits is not None and isinstance(q, LearnedRangeQuantizer):
+        if learn_bits is not None and q.can_learn_bits:
             q.set_learn_bits(learn_bits)
         counts["weights" if is_w else "acts"] += 1
     return counts

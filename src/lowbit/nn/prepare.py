@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..quantizers import make_quantizer
+from ..quantizers import QUANTIZERS, make_quantizer
 from .graph import find_bn_pairs
 from .layers import Add
 from .modules import check_wrappable, is_quant_layer, wrap_add, wrap_layer
@@ -38,7 +38,6 @@ def _device_of(module: nn.Module) -> Tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-ACC_GRID_KINDS = ("uniform", "lsq", "pow2")  # affine quantizers with one scale per slice
 
 
 def _int_bias_applies(plan: LayerPlan) -> bool:
@@ -47,10 +46,11 @@ def _int_bias_applies(plan: LayerPlan) -> bool:
     if w is None or a is None or plan.module.bias is None:
         return False  # a float operand: the runtime adds a float bias too
     for role, cfg in (("weight", w), ("input", a)):
-        if cfg.kind not in ACC_GRID_KINDS:
+        if not QUANTIZERS.get(cfg.kind).affine_grid:
+            grid_kinds = [name for name, cls in QUANTIZERS.items() if cls.affine_grid]
             raise ConfigError(f"int_bias: layer {plan.name!r} has a {cfg.kind!r} {role} quantizer, "
                               f"which has no affine accumulator grid; use one of "
-                              f"{', '.join(ACC_GRID_KINDS)} or set int_bias: false")
+                              f"{', '.join(grid_kinds)} or set int_bias: false")
     if w.granularity == "group" or (w.granularity == "channel" and w.axis != 0):
         raise ConfigError(f"int_bias: layer {plan.name!r} has {w.granularity} weight scales "
                           f"(axis {w.axis}); the accumulator grid needs per-tensor or per-output-"

@@ -70,6 +70,7 @@ class LearnedRangeQuantizer(Quantizer):
     """Per-tensor or per-output-channel (d, q+) with bits in [bits_min, bits_max]."""
 
     learnable = True
+    can_learn_bits = True
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.log2_step = nn.Parameter(torch.zeros(pshape))
@@ -144,6 +145,11 @@ class LearnedRangeQuantizer(Quantizer):
         if not bool(self.initialized) or self._signed is None:
             return int(self._bits)
         return int(self.channel_bits().max())
+
+    def min_bits(self) -> int:
+        """The fewest bits a slice can fall to while bits learn (``bits_min``, at least 2 signed)."""
+        n_min = torch.tensor(float(min_levels_for_bits(self.config.bits_min, self.signed)))
+        return int(bits_from_levels(n_min, self.signed))
 
     def bit_tensor(self) -> torch.Tensor:
         """Integer bits per slice as a float tensor with a gradient w.r.t. d and q+."""

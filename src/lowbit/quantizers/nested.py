@@ -41,6 +41,7 @@ class NestedQuantizer(Quantizer):
     """Learned floor-quantization scale with the gradient-to-parameter ratio rule."""
 
     learnable = True
+    rounding = "floor"  # codes are floor(x / scale)
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.scale = nn.Parameter(torch.ones(pshape))
