@@ -88,6 +88,10 @@ class Quantizer(nn.Module):
         if shape is not None or role == "act":
             self.build(tuple(shape) if shape is not None else ())
 
+    @classmethod
+    def check_config(cls, config: QuantizerConfig) -> None:
+        """Validate the fields of ``config`` this kind reads (called when a config is made)."""
+
     # ----- construction and state -------------------------------------------------------
     def build(self, x_shape: Sequence[int]) -> None:
         """Create parameters for tensors of ``x_shape`` (weights: the weight's shape)."""

@@ -40,10 +40,10 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..ops.gradients import ceil_ste, fill_levels_ste, grad_scale
 from ..errors import ConfigError
-from ..ops.ranges import check_bits
+from ..ops.gradients import ceil_ste, fill_levels_ste, grad_scale
 from ..ops.kernels import fast_clip_round
+from ..ops.ranges import check_bits
 from ..ops.rounding import round_ste
 from .base import TINY_SCALE, QParams, Quantizer
 
@@ -71,6 +71,20 @@ class LearnedRangeQuantizer(Quantizer):
 
     learnable = True
     can_learn_bits = True
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        lo, hi = check_bits(config.bits_min, "bits_min"), check_bits(config.bits_max, "bits_max")
+        if lo > hi:
+            raise ConfigError(f"bits_min ({lo}) must be <= bits_max ({hi})")
+        if not lo <= config.bits <= hi:
+            raise ConfigError(f"bits ({config.bits}) must lie in [bits_min, bits_max] = [{lo}, {hi}]")
+        if lo < 2 and config.signed is not False:  # signed [-n, n] at 1 bit: n = 0, no levels
+            raise ConfigError("learned_range needs bits_min >= 2 for signed values (a 1-bit "
+                              "signed range [-n, n] has n = 0 levels); set bits_min: 2, or "
+                              "signed: false for non-negative activations")
+        if not config.symmetric:
+            raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.log2_step = nn.Parameter(torch.zeros(pshape))

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -42,6 +43,17 @@ class NestedQuantizer(Quantizer):
 
     learnable = True
     rounding = "floor"  # codes are floor(x / scale)
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.bits is not None and config.bits < 2:  # signed floor codes at 1 bit: {-1, 0}
+            raise ConfigError(f"nested bits (the clip width) must be >= 2 or null for no clip, "
+                              f"got {config.bits}: 1-bit signed codes {{-1, 0}} leave no positive level")
+        if not (math.isfinite(config.threshold) and config.threshold > 0):
+            raise ConfigError(f"nested threshold (lambda) must be > 0, got {config.threshold}")
+        if not config.eps > 0:
+            raise ConfigError(f"nested eps must be > 0, got {config.eps}")
+        config.need_symmetric()
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.scale = nn.Parameter(torch.ones(pshape))
