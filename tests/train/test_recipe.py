@@ -132,3 +132,14 @@ def test_bundled_recipes_start_from_shipped_baselines(path):
     assert init.startswith("baselines/") and weights.is_file(), f"{path.stem}: {init} is not shipped"
     record = json.loads(weights.with_suffix(".json").read_text())
     assert 0 < record["top1"] <= 100 and (repo / record["recipe"]).is_file()
+
+
+def test_a_removed_option_still_loads_from_older_run_folders():
+    """Recipes saved by older versions name every quantizer field, fill_anchor included: its
+    one kept value loads; the removed one is a clear error."""
+    spec = tiny_recipe(quant=True)
+    spec["quant"]["weight"]["fill_anchor"] = "step"
+    assert recipe_from_dict(spec).quant.weight.kind == "lsq"
+    spec["quant"]["weight"]["fill_anchor"] = "range"
+    with pytest.raises(ConfigError, match="quant.weight.fill_anchor: this option was removed; only 'step'"):
+        recipe_from_dict(spec)

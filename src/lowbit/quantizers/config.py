@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, ClassVar, Dict, Optional
 
 from ..errors import ConfigError
 from ..errors import unknown_name
 from ..ops.ranges import check_bits
 from ..ops.rounding import check_estimator, check_rounding
+from ..schema import drop_retired
 
 GRANULARITIES = ("tensor", "channel", "group")
 # Chinbat names the granularities scalar / row / column / channel (torch layout (out, in, ...))
@@ -53,6 +54,9 @@ class QuantizerConfig:
       at 2 unsigned bits), so the learned range acts only through the bit-width.
     threshold/eps: the ratio threshold lambda and epsilon of the nested quantizer.
     """
+
+    # removed options: files that still name them load if they ask for what lowbit now does
+    RETIRED: ClassVar[Dict[str, Any]] = {"fill_anchor": "step"}
 
     kind: str = "lsq"
     bits: Optional[int] = 8
@@ -130,6 +134,7 @@ class QuantizerConfig:
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "QuantizerConfig":
         """Build from a mapping; unknown keys are an error naming the valid ones."""
+        data = drop_retired(cls, data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
