@@ -1,10 +1,37 @@
 """``kill -9`` mid-run, then ``--resume``: the same metrics as an uninterrupted run."""
 
 import json
+import os
+import subprocess
+import sys
 
 import torch
 
-from conftest import run_cli, tiny_recipe, write_recipe
+from conftest import REPO, run_cli, tiny_recipe, write_recipe
+
+# `lowbit train` in a process that SIGKILLs itself right after the checkpoint of an epoch
+KILLED_AFTER = """
+import os, signal, sys
+from lowbit.cli import main
+from lowbit.train.loop import Trainer
+
+epoch, save = int(sys.argv[1]), Trainer.save
+
+def save_then_die(self, done=False):
+    save(self, done=done)
+    if not done and self.state.global_epoch == epoch:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Trainer.save = save_then_die
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def train_killed_after(epoch: int, *args) -> subprocess.CompletedProcess:
+    """Run ``lowbit train ARGS`` and kill -9 it after the checkpoint of ``epoch``."""
+    return subprocess.run([sys.executable, "-c", KILLED_AFTER, str(epoch), "train", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "LOWBIT_COMPILE": "0"})
 
 
 def _weights(path):
@@ -17,7 +44,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     r = run_cli("train", recipe, "--out", full, "--quiet")
     assert r.returncode == 0, r.stderr
     # SIGKILL right after the checkpoint of epoch 2 (inside the second phase)
-    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "2"})
+    r = train_killed_after(2, recipe, "--out", broken, "--quiet")
     assert r.returncode == -9, (r.returncode, r.stderr)
     assert not (broken / "metrics.json").exists()
     r = run_cli("train", recipe, "--out", broken, "--quiet", "--resume")
@@ -38,7 +65,7 @@ def test_resume_keeps_the_swa_mean(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", spec)
     full, broken = tmp_path / "full", tmp_path / "broken"
     assert run_cli("train", recipe, "--out", full, "--quiet").returncode == 0
-    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "2"})
+    r = train_killed_after(2, recipe, "--out", broken, "--quiet")
     assert r.returncode == -9, (r.returncode, r.stderr)
     r = run_cli("train", recipe, "--out", broken, "--quiet", "--resume")
     assert r.returncode == 0, r.stderr
