@@ -1,37 +1,10 @@
 """``kill -9`` mid-run, then ``--resume``: the same metrics as an uninterrupted run."""
 
 import json
-import os
-import subprocess
-import sys
 
 import torch
 
-from conftest import REPO, run_cli, tiny_recipe, write_recipe
-
-# `lowbit train` in a process that SIGKILLs itself right after the checkpoint of an epoch
-KILLED_AFTER = """
-import os, signal, sys
-from lowbit.cli import main
-from lowbit.train.loop import Trainer
-
-epoch, save = int(sys.argv[1]), Trainer.save
-
-def save_then_die(self, done=False):
-    save(self, done=done)
-    if not done and self.state.global_epoch == epoch:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-Trainer.save = save_then_die
-sys.exit(main(sys.argv[2:]))
-"""
-
-
-def train_killed_after(epoch: int, *args) -> subprocess.CompletedProcess:
-    """Run ``lowbit train ARGS`` and kill -9 it after the checkpoint of ``epoch``."""
-    return subprocess.run([sys.executable, "-c", KILLED_AFTER, str(epoch), "train", *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={**os.environ, "LOWBIT_COMPILE": "0"})
+from conftest import run_cli, tiny_recipe, train_killed_after, write_recipe
 
 
 def _weights(path):
@@ -90,7 +63,7 @@ def test_phase_bits_leave_overridden_layers_through_training_and_resume(tmp_path
     recipe = write_recipe(tmp_path / "r.yaml", spec)
     full, broken = tmp_path / "full", tmp_path / "broken"
     assert run_cli("train", recipe, "--out", full, "--quiet").returncode == 0
-    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "1"})
+    r = train_killed_after(1, recipe, "--out", broken, "--quiet")
     assert r.returncode == -9, (r.returncode, r.stderr)
     assert run_cli("train", recipe, "--out", broken, "--quiet", "--resume").returncode == 0
     want = 784 * 64 * 8 + 64 * 10 * 2  # mlp(hidden=64): fc1 held at 8 bits, fc2 at the phase's 2
