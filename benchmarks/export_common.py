@@ -101,7 +101,7 @@ def _float_model(args) -> nn.Module:
     kwargs = {} if args.init or not args.model.startswith("resnet") else {"zero_init_residual": False}
     model = create_model(args.model, **kwargs)
     if args.init:
-        from lowbit.train.build import load_float_weights
+        from lowbit.models.weights import load_float_weights
 
         load_float_weights(model, args.init)
     else:

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from results_md import update_section  # noqa: E402
 
-from lowbit.report.plots import save_curves_plot  # noqa: E402
+from lowbit.plotting import save_curves_plot  # noqa: E402
 from lowbit.sweep import Sweep  # noqa: E402
 
 RECIPES = "recipes/lowbitwidth"

@@ -1,5 +1,5 @@
-"""Every docstring example in the core library runs (ops, quantizers, nn, calibrate, fold,
-accounting, errors and the package docstring)."""
+"""Every docstring example in the core library runs (ops, quantizers, nn, calibrate, evaluate,
+fold, accounting, errors and the package docstring)."""
 
 import doctest
 import importlib
@@ -13,8 +13,8 @@ PACKAGES = [importlib.import_module(f"lowbit.{name}") for name in ("ops", "quant
 MODULES = sorted(
     [p.__name__ for p in PACKAGES]
     + [f"{p.__name__}.{m.name}" for p in PACKAGES for m in pkgutil.iter_modules(p.__path__)]
-    + ["lowbit", "lowbit.calibrate", "lowbit.fold", "lowbit.accounting", "lowbit.errors",
-       "lowbit.schema", "lowbit.files"])
+    + ["lowbit", "lowbit.calibrate", "lowbit.evaluate", "lowbit.fold", "lowbit.accounting", "lowbit.errors",
+       "lowbit.schema", "lowbit.files", "lowbit.plotting"])
 
 
 def test_the_core_modules_are_all_collected():

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from lowbit.errors import ConfigError
-from lowbit.sweep import Sweep, parse_objective, parse_param, parse_seeds, pareto_front
+from lowbit.report.pareto import pareto_front
+from lowbit.sweep import Sweep, parse_objective, parse_param, parse_seeds
 
 
 def test_parse_params():

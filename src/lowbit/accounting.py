@@ -151,8 +151,12 @@ def _weight_storage(q: Optional[Quantizer], w: torch.Tensor):
             st["scale"] + st["zero_point"] + st["bits"])
 
 
-def _input_sizes(model: nn.Module, x) -> Dict[str, List[int]]:
-    """Per-sample element count of each input of every Conv/Linear/Add, from one forward pass."""
+def input_sizes(model: nn.Module, x) -> Dict[str, List[int]]:
+    """Per-sample element count of each input of every Conv/Linear/Add, from one forward pass.
+
+    >>> input_sizes(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), torch.zeros(2, 4))
+    {'0': [4], '2': [3]}
+    """
     sizes: Dict[str, List[int]] = {}
     batch = max(first_tensor(x).shape[0], 1)
 
@@ -228,7 +232,7 @@ def account(model: nn.Module, example_input=None, *,
     exporter do.
     """
     x = example_input_for(model, example_input)
-    sizes = _input_sizes(model, x)
+    sizes = input_sizes(model, x)
     layers, layer_keys = [], set()
     for name, mod in model.named_modules():
         if isinstance(mod, _LAYER_TYPES + (Add,)) and name in sizes:

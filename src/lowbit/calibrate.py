@@ -28,9 +28,9 @@ from torch import nn
 
 from .errors import ConfigError, DataError
 from .nn.inputs import batch_inputs, run_model
-from .nn.prepare import act_quantizers, prepare, weight_quantizers
+from .nn.prepare import prepare
 from .nn.spec import QuantSpec
-from .quantizers.dorefa import DoReFaQuantizer
+from .nn.walk import act_quantizers, weight_quantizers
 from .quantizers.observers import Observer
 
 __all__ = ["calibrate", "calibrate_weights", "ptq", "Observer"]
@@ -69,7 +69,7 @@ def calibrate(model: nn.Module, loader: Iterable, batches: Optional[int] = None,
     if weights:
         calibrate_weights(model, weight_observer)
     targets = [(name, q) for name, q in act_quantizers(model)
-               if q.enabled and not isinstance(q, DoReFaQuantizer)]
+               if q.enabled and q.calibrated]
     if not targets:
         return
     observers = {name: q.observer(act_observer) for name, q in targets}

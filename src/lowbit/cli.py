@@ -11,7 +11,21 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+import yaml
+
 from .errors import LowbitError
+from .evaluate import evaluate
+from .export.commands import export_target, format_eval
+from .export.evaluate import evaluate_file
+from .files import check_output_file, write_text
+from .methods import METHODS
+from .models import list_models
+from .report import read_report, render_markdown
+from .sweep import Sweep, format_points, parse_param, parse_seeds
+from .train import Trainer, load_recipe
+from .train.folder import FolderLock
+from .train.recipe import bundled_recipes_dir
+from .train.restore import load_run
 
 EPILOGS = {
     "train": """examples:
@@ -144,8 +158,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from .train import Trainer, load_recipe
-
     recipe = load_recipe(args.recipe, args.overrides)
     # the folder is checked and locked first; --force replaces the old run at the new one's first write
     Trainer(recipe, Path(args.out), resume=args.resume, data_dir=args.data_dir,
@@ -155,13 +167,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .train.evaluate import evaluate
-    from .train.restore import load_run
-
     if Path(args.target).is_file():
-        from .export.commands import format_eval
-        from .export.evaluate import evaluate_file
-
         print(format_eval(evaluate_file(args.target, dataset=args.dataset, data_dir=args.data_dir,
                                         limit=args.limit, executor=args.executor,
                                         allow_import=args.allow_import)))
@@ -175,9 +181,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export.commands import export_target
-    from .files import check_output_file
-
     check_output_file(args.out)  # before the run is loaded and converted
     s = export_target(args.target, args.format, args.out, fold_bn=args.fold_bn, opset=args.opset,
                       int4=args.int4, int32_bias=args.int32_bias, int4_acts=args.int4_acts,
@@ -188,8 +191,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import list_models
-
     rows = list_models()
     print(f"{'model':<20} {'params':>12}  {'dataset':<12} description")
     for r in rows:
@@ -198,11 +199,6 @@ def cmd_models(args) -> int:
 
 
 def cmd_recipes(args) -> int:
-    import yaml
-
-    from .methods import METHODS
-    from .train.recipe import bundled_recipes_dir
-
     root = bundled_recipes_dir()
     files = sorted(root.rglob("*.yaml"), key=lambda f: (len(f.relative_to(root).parts), f))
     names = [str(f.relative_to(root).with_suffix("")) for f in files]  # subfolder/name works too
@@ -218,10 +214,6 @@ def cmd_recipes(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .files import write_text
-    from .report import read_report, render_markdown
-    from .train.folder import FolderLock
-
     if not Path(args.run).is_dir():
         raise LowbitError(f"{args.run} is not a run folder (expected the --out folder of `lowbit train`)")
     with FolderLock(args.run, what="run folder"):  # not while a run writes there
@@ -232,8 +224,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import Sweep, format_points, parse_param, parse_seeds
-
     sweep = Sweep(args.recipes, [parse_param(p) for p in args.params], Path(args.out),
                   overrides=args.overrides, objectives=args.objectives or ["top1", "size"],
                   trials=args.trials, data_dir=args.data_dir, verbose=not args.quiet,

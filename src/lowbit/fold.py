@@ -24,7 +24,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
-from .nn.graph import bn_factors, find_bn_pairs
+from .nn.graph import bn_factors, find_bn_pairs, fold_affine
 from .nn.modules import QuantMixin
 
 __all__ = ["fold_batchnorm", "find_bn_pairs", "apply_fold_structure"]
@@ -38,11 +38,8 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 @torch.no_grad()
 def _fold_pair(layer: nn.Module, bn: nn.Module) -> None:
-    mult, offset = bn_factors(bn)
-    shape = (-1,) + (1,) * (layer.weight.dim() - 1)
-    layer.weight.mul_(mult.reshape(shape).to(layer.weight))
-    bias = layer.bias if layer.bias is not None else torch.zeros_like(mult)
-    new_bias = bias * mult + offset
+    weight, new_bias = fold_affine(layer.weight, layer.bias, *bn_factors(bn))
+    layer.weight.copy_(weight)
     if layer.bias is None:
         layer.bias = nn.Parameter(new_bias.to(layer.weight))
     else:

@@ -98,12 +98,24 @@ def _scalar(tp: Any, value: Any, path: str) -> Any:
     raise ConfigError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
+def drop_retired(cls: type, data: Mapping[str, Any], path: str = "") -> Dict[str, Any]:
+    """``data`` without the fields ``cls.RETIRED`` names ({field: the value the code still
+    does}), so files written before a field was removed still load; another value is an error."""
+    retired = getattr(cls, "RETIRED", {})
+    for key in set(data) & set(retired):
+        if data[key] != retired[key]:
+            raise ConfigError(f"{_join(path, key)}: this option was removed; only "
+                              f"{retired[key]!r} (what lowbit now always does) is accepted")
+    return {k: v for k, v in data.items() if k not in retired}
+
+
 def build(cls: type, data: Any, path: str = "") -> Any:
     """Instantiate dataclass ``cls`` from a mapping, validating names and types."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path or cls.__name__}: expected a mapping of fields, got {data!r}")
+    data = drop_retired(cls, data, path)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:

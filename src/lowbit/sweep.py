@@ -45,9 +45,9 @@ import yaml
 from .errors import ConfigError
 from .files import check_output_folder
 from .models.user import check_import_allowed
+from .plotting import save_curves_plot
 from .report.aggregate import aggregate_points, history_curves
 from .report.pareto import pareto_front, save_pareto_plot  # noqa: F401 (pareto_front: public here too)
-from .report.plots import save_curves_plot
 from .train.folder import FolderLock
 from .train.loop import Trainer
 from .train.outputs import write_json
@@ -297,7 +297,7 @@ class Sweep:
         return rows, missing
 
     def _sampler(self):
-        import optuna
+        import optuna  # optional (the sweep extra): only a sweep needs it
 
         if len(self._objs) > 1:
             return optuna.samplers.NSGAIISampler(seed=self.seed)
@@ -326,7 +326,7 @@ class Sweep:
         return result[0] if len(result) == 1 else result
 
     def _run_search(self) -> List[Dict[str, Any]]:
-        import optuna
+        import optuna  # optional (the sweep extra)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(study_name="lowbit", storage=f"sqlite:///{self.out / 'study.db'}",

@@ -106,7 +106,7 @@ def _trained_resnet20(bits: int, x_train: torch.Tensor) -> torch.nn.Module:
 
     from lowbit import fold_batchnorm
     from lowbit.models import create_model
-    from lowbit.train.build import load_float_weights
+    from lowbit.models.weights import load_float_weights
 
     baseline = Path(__file__).resolve().parents[2] / "baselines" / "resnet20-cifar10.safetensors"
     model = create_model("resnet20")

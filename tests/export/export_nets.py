@@ -61,11 +61,11 @@ SPECS: Dict[str, QuantSpec] = {
     "dorefa_w3a3": QuantSpec(weight=q("dorefa", 3, granularity="channel"), act=q("dorefa", 3)),
     "learned_range": QuantSpec(weight=q("learned_range", 4, granularity="channel", bits_min=2),
                                act=q("learned_range", 6)),
-    # filled grids anchored at q+: the grid step is q+ / levels, not d (mix_learned_bits' q+/d
-    # of 2.6 and 5.3 fill to 3 and 7 levels)
-    "learned_range_fill_range": QuantSpec(
-        weight=q("learned_range", 4, granularity="channel", bits_min=2, fill_levels=True, fill_anchor="range"),
-        act=q("learned_range", 6, fill_levels=True, fill_anchor="range")),
+    # filled grids: every level of the integer bits (mix_learned_bits' q+/d of 2.6 and 5.3
+    # fill to 3 and 7 levels)
+    "learned_range_filled": QuantSpec(
+        weight=q("learned_range", 4, granularity="channel", bits_min=2, fill_levels=True),
+        act=q("learned_range", 6, fill_levels=True)),
     "nested": QuantSpec(weight=q("nested", None, granularity="row"), act=q(bits=8)),
     "pow2_w2a2": QuantSpec(weight=q("pow2", 2, granularity="channel"), act=q("pow2", 2)),
     "log2_w4": QuantSpec(weight=q("log2", 4, granularity="channel"), act=q(bits=8)),

@@ -9,7 +9,7 @@ from lowbit import QuantSpec, QuantizerConfig, account, prepare
 from lowbit.errors import ConfigError
 from lowbit.methods import METHODS, TrainContext
 from lowbit.methods.budget import Budget, BudgetConfig
-from lowbit.nn.prepare import quantizers, weight_quantizers
+from lowbit.nn.walk import quantizers, weight_quantizers
 from lowbit.train import Trainer, recipe_from_dict
 from lowbit.train.recipe import ScheduleConfig
 

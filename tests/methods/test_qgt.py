@@ -13,8 +13,8 @@ from lowbit.errors import ConfigError
 from lowbit.methods.qgt import QGT, QGTConfig
 from lowbit.models import create_model
 from lowbit.nn.control import set_quant_state
-from lowbit.report.bottleneck import bottleneck_table
-from lowbit.train.evaluate import evaluate
+from lowbit.methods.qgt_report import bottleneck_table
+from lowbit.evaluate import evaluate
 
 SYM2 = {"kind": "uniform", "bits": 2, "symmetric": True, "narrow_range": True}
 ASYM2_PC = {"kind": "uniform", "bits": 2, "symmetric": False, "granularity": "channel"}

@@ -305,62 +305,35 @@ def test_learned_range_fill_levels_unsigned():
     assert int(q.quantize(x * 100).max()) == 3
 
 
-def _filled_channels(anchor: str):
+def _filled_channels():
     """A 4-channel filled learned_range quantizer at q+/d = 1.2, 2.2, 4.4, 9.0 (2-5 bits)."""
     torch.manual_seed(8)
     w = torch.randn(4, 8)
-    q = _lr_quantizer(bits=6, bits_min=2, bits_max=8, fill_levels=True, fill_anchor=anchor)
+    q = _lr_quantizer(bits=6, bits_min=2, bits_max=8, fill_levels=True)
     q.init_from_tensor(w)
     q.set_step_and_range(qplus=q.effective_step() * torch.tensor([1.2, 2.2, 4.4, 9.0]))
     return q, w
 
 
-def test_learned_range_fill_anchor_range_clips_at_qplus_and_refines_the_step():
-    """The step anchor clips at d * levels (here up to 1.7 x q+, and under q+ at 1 level); the
-    range anchor clips at q+ itself with the step q+ / levels, at the same bits and levels."""
-    by_step, w = _filled_channels("step")
-    q, _ = _filled_channels("range")
-    assert q.channel_bits().tolist() == by_step.channel_bits().tolist() == [2, 3, 4, 5]
-    assert q.levels().tolist() == by_step.levels().tolist()
-    big = w.sign() * 100  # every value clipped
-    assert torch.allclose(q(big).detach().abs().amax(1), q.qplus)
-    assert not torch.allclose(by_step(big).detach().abs().amax(1), by_step.qplus)
-    assert torch.allclose(q.grid_step(), q.qplus / q.levels())
+def test_learned_range_filled_grid_keeps_the_step_and_clips_at_its_levels():
+    """A filled grid keeps d and clips at d * levels (up to 1.7 x q+ here), the codes match
+    the forward pass, and switching bit learning off and on again keeps the forward pass."""
+    q, w = _filled_channels()
+    assert q.channel_bits().tolist() == [2, 3, 4, 5] and q.levels().tolist() == [1, 3, 7, 15]
+    clipped = q(w.sign() * 100).detach().abs().amax(1)
+    assert torch.allclose(clipped, (q.effective_step() * q.levels()).reshape(-1))
     assert torch.equal(q.dequantize(q.quantize(w)), q(w).detach())
-
-
-def test_learned_range_fill_anchor_range_same_bit_gradient_and_lossless_phase_switches():
-    """The budget penalty sees the same bits and gradient under either anchor, and switching
-    bit learning off (fine-tuning at the learned bits) and on again keeps the forward pass."""
-    by_step, w = _filled_channels("step")
-    q, _ = _filled_channels("range")
-    b, b_step = q.bit_tensor(), by_step.bit_tensor()
-    assert torch.equal(b.detach(), b_step.detach())
-    b.sum().backward()
-    b_step.sum().backward()
-    assert torch.allclose(q.log2_qplus.grad, by_step.log2_qplus.grad)
-    assert torch.allclose(q.log2_step.grad, by_step.log2_step.grad)
     before = q(w).detach()
     q.set_learn_bits(False)
     assert torch.allclose(q(w).detach(), before, atol=1e-7) and q.channel_bits().tolist() == [2, 3, 4, 5]
-    assert torch.equal(q.dequantize(q.quantize(w)), q(w).detach())
     q.set_learn_bits(True)
     assert torch.allclose(q(w).detach(), before, atol=1e-7)
 
 
-def test_learned_range_fill_anchor_task_gradient_reaches_qplus_inside_a_bit_width():
-    """Under the step anchor a value between q+ and d * levels is not clipped, so the task
-    loss cannot hold q+ up inside a bit-width; under the range anchor it is, and can."""
-    grads = {}
-    for anchor in ("step", "range"):
-        q, _ = _filled_channels(anchor)
-        x = (q.qplus.detach() * 1.3).unsqueeze(1).expand(4, 8).clone()  # between q+ and d * levels for 3-5 bits
-        q(x).sum().backward()
-        grads[anchor] = q.log2_qplus.grad[1:]
-    assert float(grads["step"].abs().max()) == 0.0
-    assert bool((grads["range"] > 0).all())
-
-
-def test_learned_range_fill_anchor_is_validated():
-    with pytest.raises(ConfigError, match="fill_anchor must be one of step, range, got 'grid'"):
-        QuantizerConfig(kind="learned_range", fill_levels=True, fill_anchor="grid")
+def test_learned_range_filled_grid_task_gradient_skips_qplus_inside_a_bit_width():
+    """A value between q+ and d * levels is not clipped, so the task loss does not move q+
+    inside a bit-width: only the budget penalty (through the bits) does."""
+    q, _ = _filled_channels()
+    x = (q.qplus.detach() * 1.3).unsqueeze(1).expand(4, 8).clone()  # between q+ and d * levels for 3-5 bits
+    q(x).sum().backward()
+    assert float(q.log2_qplus.grad[1:].abs().max()) == 0.0

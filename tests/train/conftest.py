@@ -43,6 +43,31 @@ def run_cli(*args, env=None, timeout=300):
                           text=True, env=full_env, timeout=timeout, cwd=REPO)
 
 
+# `lowbit train` in a process that SIGKILLs itself right after the checkpoint of an epoch
+KILLED_AFTER = """
+import os, signal, sys
+from lowbit.cli import main
+from lowbit.train.loop import Trainer
+
+epoch, save = int(sys.argv[1]), Trainer.save
+
+def save_then_die(self, done=False):
+    save(self, done=done)
+    if not done and self.state.global_epoch == epoch:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Trainer.save = save_then_die
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def train_killed_after(epoch: int, *args) -> subprocess.CompletedProcess:
+    """Run ``lowbit train ARGS`` and kill -9 it after the checkpoint of ``epoch``."""
+    return subprocess.run([sys.executable, "-c", KILLED_AFTER, str(epoch), "train", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "LOWBIT_COMPILE": "0"})
+
+
 def run_torchrun(recipe: Path, out: Path, port: int, nproc: int = 2):
     """``torchrun --nproc_per_node=NPROC -m lowbit train RECIPE --out OUT`` on CPU (gloo)."""
     env = {**os.environ, "LOWBIT_COMPILE": "0", "OMP_NUM_THREADS": "1"}

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli, run_torchrun, tiny_recipe, write_recipe
+from conftest import run_cli, run_torchrun, tiny_recipe, train_killed_after, write_recipe
 from lowbit.train import Trainer
 from lowbit.train.recipe import recipe_from_dict
 
@@ -25,7 +25,7 @@ def test_resume_after_kill_matches_uninterrupted_with_a_twin(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", _guided_recipe(optim={"lr": 0.01, "momentum": 0.5}))
     full, broken = tmp_path / "full", tmp_path / "broken"
     assert run_cli("train", recipe, "--out", full, "--quiet").returncode == 0
-    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "2"})
+    r = train_killed_after(2, recipe, "--out", broken, "--quiet")
     assert r.returncode == -9, (r.returncode, r.stderr)
     twin_at_kill = _twin(broken)
     assert twin_at_kill["optimizer"] is not None

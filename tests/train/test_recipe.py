@@ -27,6 +27,7 @@ def test_tiny_recipe_builds_frozen_dataclasses():
     ("phases.1.label_smoothing=1.0", "phase 'both' label_smoothing must be in [0, 1), got 1.0"),
     ("phases.5.epochs=1", "no list item 5"),
     ("quant.weight.bits=17", "bits must be in 1..16, got 17"),
+    ("phases.1.weight_bits=0", "phase 'both' weight_bits must be in 1..16, got 0"),  # one rule
     ("quant.weight.kind=lsqq", "unknown quantizer kind 'lsqq'"),
     ("quant.act.estimator=stee", "did you mean 'ste'"),
     ("optim.name=adagrad", "optim.name must be one of"),
@@ -158,3 +159,14 @@ def test_progressive_phases_keep_the_input_at_8_bits(name):
     target = r.phases[-1].weight_bits or target
     assert {w.bits for _, _, w in weight_quantizers(model)} == {target}
     assert model.fc.input_quantizer.bits == model.layer3[0].conv1.input_quantizer.bits == target
+
+
+def test_a_removed_option_still_loads_from_older_run_folders():
+    """Recipes saved by older versions name every quantizer field, fill_anchor included: its
+    one kept value loads; the removed one is a clear error."""
+    spec = tiny_recipe(quant=True)
+    spec["quant"]["weight"]["fill_anchor"] = "step"
+    assert recipe_from_dict(spec).quant.weight.kind == "lsq"
+    spec["quant"]["weight"]["fill_anchor"] = "range"
+    with pytest.raises(ConfigError, match="quant.weight.fill_anchor: this option was removed; only 'step'"):
+        recipe_from_dict(spec)

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from conftest import run_cli, tiny_recipe, write_recipe
+from conftest import run_cli, tiny_recipe, train_killed_after, write_recipe
 
 
 def _weights(path):
@@ -17,7 +17,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     r = run_cli("train", recipe, "--out", full, "--quiet")
     assert r.returncode == 0, r.stderr
     # SIGKILL right after the checkpoint of epoch 2 (inside the second phase)
-    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "2"})
+    r = train_killed_after(2, recipe, "--out", broken, "--quiet")
     assert r.returncode == -9, (r.returncode, r.stderr)
     assert not (broken / "metrics.json").exists()
     r = run_cli("train", recipe, "--out", broken, "--quiet", "--resume")
@@ -38,7 +38,7 @@ def test_resume_keeps_the_swa_mean(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", spec)
     full, broken = tmp_path / "full", tmp_path / "broken"
     assert run_cli("train", recipe, "--out", full, "--quiet").returncode == 0
-    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "2"})
+    r = train_killed_after(2, recipe, "--out", broken, "--quiet")
     assert r.returncode == -9, (r.returncode, r.stderr)
     r = run_cli("train", recipe, "--out", broken, "--quiet", "--resume")
     assert r.returncode == 0, r.stderr
@@ -63,7 +63,7 @@ def test_phase_bits_leave_overridden_layers_through_training_and_resume(tmp_path
     recipe = write_recipe(tmp_path / "r.yaml", spec)
     full, broken = tmp_path / "full", tmp_path / "broken"
     assert run_cli("train", recipe, "--out", full, "--quiet").returncode == 0
-    r = run_cli("train", recipe, "--out", broken, "--quiet", env={"LOWBIT_FAULT_AFTER_EPOCH": "1"})
+    r = train_killed_after(1, recipe, "--out", broken, "--quiet")
     assert r.returncode == -9, (r.returncode, r.stderr)
     assert run_cli("train", recipe, "--out", broken, "--quiet", "--resume").returncode == 0
     want = 784 * 64 * 8 + 64 * 10 * 2  # mlp(hidden=64): fc1 held at 8 bits, fc2 at the phase's 2

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lowbit.accounting import account
-from lowbit.nn.prepare import act_quantizers, weight_quantizers
+from lowbit.nn.walk import act_quantizers, weight_quantizers
 from lowbit.train import Trainer, recipe_from_dict
 from lowbit.train.restore import load_run
 

@@ -8,6 +8,7 @@ globals (and a few inert builtins) and refuses everything else with a :class:`Da
 from __future__ import annotations
 
 import codecs
+import importlib
 import io
 import pickle
 from pathlib import Path
@@ -20,8 +21,6 @@ from ..errors import DataError
 
 def _numpy_attr(submodule: str, name: str) -> Callable[..., Any]:
     """``numpy._core.<submodule>.<name>`` (numpy 2) or ``numpy.core.<...>`` (numpy 1)."""
-    import importlib
-
     try:
         module = importlib.import_module(f"numpy._core.{submodule}")
     except ImportError:  # numpy < 2

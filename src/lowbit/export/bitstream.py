@@ -5,8 +5,7 @@ along ``axis``, or one group of ``group_size`` fan-in elements). Slice ``s`` hol
 ``bits[s]`` bits each. Codes are stored as unsigned offsets ``u = q - base`` with
 ``base = -2^(b-1)`` for signed slices and ``0`` for unsigned ones, LSB first, slice after slice,
 value after value, padded with zero bits to a whole byte: ``ceil(sum_s bits_s * n / 8)`` bytes,
-exactly what :func:`lowbit.accounting.tensor_storage_bytes` counts. For 1..8 bits the layout is
-the one of :func:`lowbit.ops.packing.pack_rows`; this module also handles 9..16 bits.
+exactly what :func:`lowbit.accounting.tensor_storage_bytes` counts, for 1..16 bits.
 
 >>> import torch
 >>> from lowbit.quantizers.granularity import Granularity
@@ -28,9 +27,10 @@ import torch
 
 from ..errors import ConfigError, FormatError
 from ..ops.axes import normalize_axis
+from ..ops.ranges import MAX_BITS
 from ..quantizers.granularity import Granularity
 
-MAX_PACK_BITS = 16
+MAX_PACK_BITS = MAX_BITS  # every width a quantizer may have (ops.ranges.check_bits)
 
 
 def stream_nbytes(bits: Sequence[int], per_slice: int) -> int:

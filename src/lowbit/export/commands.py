@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ..errors import ConfigError
-from .source import Exportable
+from ..train.restore import load_run
+from .onnx_export import export_onnx, export_qonnx
+from .packed import load_packed, save_packed
+from .source import Exportable, exportable
 
 FORMATS = ("packed", "onnx", "qonnx")
 
 
 def _from_run(run_dir, fold_bn: bool, data_dir: Optional[str], allow_import: bool) -> Exportable:
-    from ..train.restore import load_run
-    from .source import exportable
-
     run = load_run(run_dir, data_dir, require_done=False, allow_import=allow_import)
     d = run.recipe.data
     return exportable(run.model, fold_bn=fold_bn, example_input=run.example_input,
@@ -32,8 +32,6 @@ def load_target(target, fold_bn: bool = True, data_dir: Optional[str] = None,
     if path.is_dir():
         return _from_run(path, fold_bn, data_dir, allow_import)
     if path.is_file():
-        from .packed import load_packed
-
         return load_packed(path)
     raise ConfigError(f"{path} is neither a run folder nor a packed file")
 
@@ -48,19 +46,13 @@ def export_target(target, fmt: str, out, *, fold_bn: bool = True, opset: Optiona
     out = Path(out)
     summary: Dict[str, Any] = {"path": str(out), "format": fmt}
     if fmt == "packed":
-        from .packed import save_packed
-
         info = save_packed(ex, out)
         summary.update(file_bytes=info.file_bytes, header_bytes=info.header_bytes,
                        payload_bytes=info.payload_bytes)
     elif fmt == "onnx":
-        from .onnx_export import export_onnx
-
         export_onnx(ex, out, opset=opset or 21, int4=int4, int32_bias=int32_bias,
                     int4_acts=int4_acts, allow_import=allow_import)
     else:
-        from .onnx_export import export_qonnx
-
         export_qonnx(ex, out, opset=opset or 13, allow_import=allow_import)
     summary.setdefault("file_bytes", out.stat().st_size)
     summary["float32_bytes"] = 4 * (sum(t.numel() for t in ex.quantized.float_state.values()) + sum(

@@ -15,8 +15,12 @@ from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 import numpy as np
 import torch
 
+from ..data import BatchLoader, eval_augment, load_split
+from ..data.presets import stored_size
 from ..errors import ConfigError, FormatError
+from .executor import FakeQuantExecutor, IntegerExecutor
 from .onnx_ops import QONNX_DOMAIN
+from .packed import load_packed
 from .safetensors_io import parse_json
 
 Predict = Callable[[torch.Tensor], torch.Tensor]  # (B, C, H, W) -> (B, classes) logits
@@ -39,7 +43,7 @@ def file_kind(path) -> str:
 
 def onnx_metadata(path) -> Dict[str, Any]:
     """The lowbit summary stored in an exported ONNX file (empty if absent)."""
-    import onnx
+    import onnx  # optional (the onnx extra), as are onnxruntime and qonnx below
 
     try:
         proto = onnx.load(str(path), load_external_data=False)
@@ -88,7 +92,7 @@ def check_domains(path, domains: Set[str], allow_import: bool) -> None:
 
 def ort_predictor(path, threads: int = 0) -> Predict:
     """onnxruntime session as a predict function (static batch dims are fed one chunk at a time)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional (the onnx extra)
 
     so = ort.SessionOptions()
     if threads:
@@ -151,9 +155,6 @@ def _qonnx_errors(path):
 def eval_loader(dataset: str, data_dir=None, image_size: Optional[int] = None,
                 limit: Optional[int] = None, batch_size: int = 256):
     """The standard evaluation loader of ``dataset``'s test split."""
-    from ..data import BatchLoader, eval_augment, load_split
-    from ..data.presets import stored_size
-
     test = load_split(dataset, "test", data_dir, image_size=stored_size(dataset, image_size), limit=limit)
     return BatchLoader(test, batch_size, augment=eval_augment(dataset, image_size), prefetch=False)
 
@@ -177,9 +178,6 @@ def run_all(predictors: Dict[str, Predict], loader: Iterable) -> Dict[str, Any]:
 
 
 def _packed_predictors(path, executor: str, allow_import: bool) -> Tuple[Dict[str, Predict], Dict, list]:
-    from .executor import FakeQuantExecutor, IntegerExecutor
-    from .packed import load_packed
-
     ex = load_packed(path)
     kinds = ["integer", "fake_quant"] if executor == "both" else [executor]
     classes = {"integer": IntegerExecutor, "fake_quant": FakeQuantExecutor}

@@ -25,6 +25,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from .packed import load_packed
 from .rebuild import build_runtime
 from .runtime import IntegerLayer, make_dequant, make_integer
 from .source import Exportable, exportable
@@ -32,8 +33,6 @@ from .source import Exportable, exportable
 
 def _source(source, fold_bn: bool, example_input) -> Exportable:
     if isinstance(source, (str, Path)):
-        from .packed import load_packed
-
         return load_packed(source)
     return exportable(source, fold_bn=fold_bn, example_input=example_input)
 

@@ -24,7 +24,15 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, FormatError
+from ..models import create_model
+from ..nn.prepare import prepare
+from ..nn.spec import QuantSpec
+from ..quantizers.config import QuantizerConfig
 from . import safetensors_io as sio
+from .evaluate import ort_predictor, qonnx_predictor
+from .executor import FakeQuantExecutor, IntegerExecutor
+from .packed import DIGEST_KEY, MANIFEST_KEY, _digest, from_packed_bytes, to_packed_bytes
+from .source import exportable
 
 KINDS = ("bitflip", "truncate", "extend", "header", "length", "manifest")
 EXPECTED = (FormatError, ConfigError)
@@ -70,8 +78,6 @@ def resign(blob: bytes, edit: Callable[[dict], None]) -> bytes:
     """``blob`` with ``edit(manifest)`` applied in place and a valid checksum again, so that the
     edit reaches the checks behind the checksum (a tampered file made by someone who knows
     the format)."""
-    from .packed import DIGEST_KEY, MANIFEST_KEY, _digest
-
     meta, arrays = sio.from_bytes(blob)
     manifest = json.loads(meta[MANIFEST_KEY])
     edit(manifest)
@@ -113,9 +119,6 @@ def check(blob: bytes, verify: bool, x: torch.Tensor) -> str:
 
     Any other exception propagates: that is a loader bug.
     """
-    from .executor import FakeQuantExecutor, IntegerExecutor
-    from .packed import from_packed_bytes
-
     try:
         ex = from_packed_bytes(blob, verify=verify)
         for runner in (FakeQuantExecutor, IntegerExecutor):
@@ -132,11 +135,6 @@ BOMB_KINDS = ("bomb_arch", "bomb_cap", "bomb_valid", "bomb_header")
 def one_bit_mlp(hidden: int) -> bytes:
     """A valid packed registry MLP with 1-bit weights: ``784 * hidden`` codes in ``98 * hidden``
     bytes, the largest decoded/stored ratio the format allows (8x at int8 codes)."""
-    from .. import QuantizerConfig, QuantSpec, prepare
-    from ..models import create_model
-    from .packed import to_packed_bytes
-    from .source import exportable
-
     torch.manual_seed(0)
     spec = QuantSpec(weight=QuantizerConfig(kind="uniform", bits=1, granularity="channel"), act=None)
     model = prepare(create_model("mlp", hidden=hidden), spec).eval()
@@ -180,7 +178,7 @@ def import_file(kind: str, packed: bytes, onnx_bytes: bytes) -> bytes:
                                                         "kwargs": {}}))
     if kind == "import_registry":
         return resign(packed, lambda m: m["model"]["arch"].update(name=CANARY))
-    import onnx
+    import onnx  # optional (the onnx extra)
 
     proto = onnx.load_from_string(onnx_bytes)
     graph, out = proto.graph, proto.graph.output[0].name
@@ -194,8 +192,6 @@ def check_import(kind: str, blob: bytes, path, x: torch.Tensor) -> str:
     """Load and run an :func:`import_file` the way ``lowbit eval`` does (without
     ``allow_import``): the expected error class name or ``ok``; the caller checks that
     :data:`CANARY` was not imported."""
-    from .evaluate import ort_predictor, qonnx_predictor
-
     try:
         if kind in ("import_qonnx", "import_onnx"):
             with open(path, "wb") as f:

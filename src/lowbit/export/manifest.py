@@ -32,6 +32,7 @@ from ..errors import FormatError
 from ..nn.convert import QuantizedLayer, QuantizedModel
 from . import checks as C
 from .qtensor import decode_act, encode_act, encode_qtensor, plan_qtensor
+from .rebuild import check_architecture
 from .source import Exportable
 
 FORMAT, VERSION = "lowbit.packed", 1
@@ -252,6 +253,4 @@ def _check_before_decoding(ex: Exportable, pending, max_decoded_bytes: int) -> N
            "allowed per file; if you trust it, load it with load_packed(path, "
            "max_decoded_bytes=...)")
     if ex.model_ref.get("source") == "registry":
-        from .rebuild import check_architecture
-
         check_architecture(ex)

@@ -44,7 +44,7 @@ MANIFEST_KEY = "lowbit.manifest"
 
 def _onnx():
     try:
-        import onnx
+        import onnx  # optional (the onnx extra): only ONNX export needs it
     except ImportError:
         raise ConfigError("ONNX export needs the onnx package: pip install 'lowbit[onnx]'") from None
     return onnx

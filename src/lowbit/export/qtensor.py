@@ -129,7 +129,7 @@ def _bits(prefix: str, d: Dict[str, Any], pshape, arrays: Arrays, used: Set[str]
     what = f"{prefix} description"
     if d.get("bits") == "mixed":
         b = C.array(arrays, f"{prefix}.bits", "uint8", pshape, used).astype(np.int64)
-        C.need(bool(((b >= 1) & (b <= MAX_PACK_BITS)).all()), f"{prefix}.bits: values outside 1..16")
+        C.need(bool(((b >= 1) & (b <= MAX_PACK_BITS)).all()), f"{prefix}.bits: values outside 1..{MAX_PACK_BITS}")
         return b
     return np.full(pshape, C.get_int(d, "bits", what, 1, MAX_PACK_BITS), dtype=np.int64)
 

@@ -34,13 +34,13 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.user import factory_reference
 from ..nn.convert import QuantizedModel, convert
-from ..nn.graph import bn_factors, example_input_for, find_bn_pairs
+from ..nn.graph import bn_factors, example_input_for, fold_affine
 from ..nn.layers import ScalarLayer
 from ..nn.inputs import first_tensor, inputs_to
 from ..nn.modules import QuantAdd
-from ..nn.prepare import quant_layers
+from ..nn.walk import quant_layers
 from ..quantizers.base import QParams
-from ..quantizers.nested import NestedQuantizer
+from .rebuild import build_base
 
 
 @dataclass
@@ -72,8 +72,6 @@ class Exportable:
 
     def base_model(self, model: Optional[nn.Module] = None, allow_import: bool = False) -> nn.Module:
         """The float architecture with BNs folded away (see :mod:`lowbit.export.rebuild`)."""
-        from .rebuild import build_base
-
         return build_base(self, model, allow_import)
 
 
@@ -81,8 +79,7 @@ def _annotate_act(qp, q) -> None:
     if qp is None:
         return
     qp.extra["stored_zero_point"] = bool(q.has_zero_point())
-    floor = isinstance(q, NestedQuantizer) or getattr(q.config, "rounding", "round") == "floor"
-    qp.extra["rounding"] = "floor" if floor else "round"
+    qp.extra["rounding"] = q.rounding
 
 
 def annotate(qm: QuantizedModel, model: nn.Module) -> None:
@@ -100,17 +97,15 @@ def annotate(qm: QuantizedModel, model: nn.Module) -> None:
             layer.bias_qparams.extra["stored_zero_point"] = bool(mod.bias_quantizer.has_zero_point())
 
 
-def _fold_float_layers(qm: QuantizedModel, model: nn.Module, x: torch.Tensor) -> List[List[str]]:
+def _fold_float_layers(qm: QuantizedModel, model: nn.Module) -> List[List[str]]:
     """Fold BNs that follow unquantized Conv/Linear layers into their float state."""
     modules, done = dict(model.named_modules()), []
-    for layer, bn in find_bn_pairs(model, x):
+    for layer, bn in qm.bn_pairs:
         if layer in qm.layers or bn in qm.folded_bn:
             continue
         mult, offset = (t.cpu() for t in bn_factors(modules[bn]))
-        w = qm.float_state[f"{layer}.weight"]
-        qm.float_state[f"{layer}.weight"] = w * mult.reshape((-1,) + (1,) * (w.dim() - 1))
-        bias = qm.float_state.get(f"{layer}.bias")
-        qm.float_state[f"{layer}.bias"] = (bias * mult if bias is not None else 0) + offset
+        qm.float_state[f"{layer}.weight"], qm.float_state[f"{layer}.bias"] = fold_affine(
+            qm.float_state[f"{layer}.weight"], qm.float_state.get(f"{layer}.bias"), mult, offset)
         for key in [k for k in qm.float_state if k.startswith(bn + ".")]:
             del qm.float_state[key]
         done.append([layer, bn])
@@ -192,6 +187,6 @@ def exportable(source, *, fold_bn: bool = True, example_input=None,
     qm = to_cpu(qm)
     structure = [list(p) for p in getattr(model, "lowbit_folded_pairs", [])]
     if fold_bn:
-        structure += _fold_float_layers(qm, model, x)
+        structure += _fold_float_layers(qm, model)
     return Exportable(qm, model_reference(model, module_kwargs), structure,
                       list(first_tensor(x).shape), _split_state(qm), data, fold_bn, model, x)

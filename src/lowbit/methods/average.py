@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..evaluate import evaluate
 from .base import METHODS, Method, TrainContext
 
 BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
@@ -144,8 +145,6 @@ class SWA(Method):
         return {"swa_n": len(self.averaged), "swa_top1": top1}
 
     def _evaluate_mean(self, ctx: TrainContext) -> float:
-        from ..train.evaluate import evaluate
-
         model = copy.deepcopy(ctx.model)
         model.load_state_dict(self.mean, strict=False)
         refresh_batch_norm(model, ctx.train_loader, self.config.track_bn_batches, ctx.device)

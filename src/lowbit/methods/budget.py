@@ -3,8 +3,8 @@
 ``L = CE + beta * max(cost_w / t_w - 1, 0)^2 + beta * max(cost_a / t_a - 1, 0)^2`` where
 ``cost_w = sum_l sum_c b_lc * s_lc`` (weight bits x parameters per output channel) and
 ``cost_a = sum_l b_l * s_l`` (activation bits x feature-map elements at every layer input; or
-the maximum over layers with ``act_mode: max``), both in KB. Bits of learned-range quantizers
-enter with their gradient (:meth:`LearnedRangeQuantizer.bit_tensor`, integer-valued, exactly
+the maximum over layers with ``act_mode: max``), both in KB. Bits of quantizers that learn them
+(``can_learn_bits``) enter with their gradient (``bit_tensor()``, integer-valued, exactly
 what the accounting and the export count); fixed-bit and float tensors enter as constants, so
 ``cost_w`` equals ``account(...).weight_bits_total / 8192`` and ``cost_a`` ``act_bits_total``.
 
@@ -35,11 +35,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ..accounting import input_sizes
 from ..errors import ConfigError
 from ..nn.layers import Add
 from ..nn.modules import QuantAdd, QuantMixin
-from ..quantizers.learned_range import LearnedRangeQuantizer, min_levels_for_bits, bits_from_levels
 from .base import METHODS, Method, TrainContext
+from .budget_report import budget_report
 
 FLOAT_BITS = 32.0
 KB_BITS = 8 * 1024
@@ -101,7 +102,7 @@ class Term:
         q = self.quantizer
         if q is None or not q.enabled:
             return torch.full((self.slices,), FLOAT_BITS)
-        if isinstance(q, LearnedRangeQuantizer) and bool(q.initialized):
+        if q.can_learn_bits and bool(q.initialized):
             return q.bit_tensor().reshape(-1).float()
         return q.channel_bits(self.weight.detach() if self.weight is not None else None).reshape(-1).float()
 
@@ -110,17 +111,15 @@ class Term:
 
     def min_bits(self) -> float:
         q = self.quantizer
-        if isinstance(q, LearnedRangeQuantizer) and q.enabled and not q.frozen and q.learn_bits:
-            n_min = torch.tensor(float(min_levels_for_bits(q.config.bits_min, q.signed)))
-            return float(bits_from_levels(n_min, q.signed)) * self.slices * self.per_slice
+        if q is not None and q.can_learn_bits and q.enabled and not q.frozen and q.learn_bits:
+            return float(q.min_bits()) * self.slices * self.per_slice
         return float(self.cost_bits().detach())
 
 
 def cost_terms(model: nn.Module, example_input: torch.Tensor) -> Tuple[List[Term], List[Term]]:
     """Weight and activation terms of every Conv/Linear (and Add) of ``model``."""
-    from ..accounting import _input_sizes  # the same feature-map sizes the accounting uses
 
-    sizes = _input_sizes(model, example_input)
+    sizes = input_sizes(model, example_input)  # the feature-map sizes the accounting uses
     weights, acts = [], []
     for name, mod in model.named_modules():
         if name not in sizes:
@@ -238,8 +237,6 @@ class Budget(Method):
                 group["lr"] = ctx.lr * group["lr_scale"] * group["gate"]
 
     def report(self, ctx: TrainContext) -> Dict[str, Any]:
-        from ..report.bits import budget_report
-
         return budget_report(self, ctx)
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..models.weights import load_float_weights
 from .base import METHODS, Method, TrainContext
 
 MODES = ("soft", "penalty")
@@ -65,8 +66,6 @@ class Distill(Method):
     def setup(self, ctx: TrainContext) -> None:
         teacher = ctx.float_model
         if self.config.teacher:
-            from ..train.build import load_float_weights
-
             if teacher is None:
                 raise ConfigError("distill: no float architecture to load the teacher into")
             teacher = copy.deepcopy(teacher)

@@ -50,7 +50,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.modules import QuantAdd
-from ..nn.prepare import float_copy, quant_layers
+from ..nn.prepare import float_copy
+from ..nn.walk import quant_layers
 from ..nn.resolve import match_names
 from .base import METHODS, Companion, Method, TrainContext
 

@@ -29,12 +29,15 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ..calibrate import calibrate_weights
 from ..errors import ConfigError
+from ..fold import fold_batchnorm
 from ..nn.control import set_quant_state
 from ..nn.modules import QuantMixin
 from ..quantizers import QuantizerConfig, make_quantizer
 from ..quantizers.base import Quantizer
 from .base import METHODS, Method, TrainContext
+from .qgt_report import qgt_report
 
 # quantizers whose dequantized output approximates w with a scale that follows from w itself
 TARGET_KINDS = ("uniform", "lsq", "pow2", "log2", "learned_range")
@@ -202,9 +205,6 @@ class QGT(Method):
 
     def finalize(self, ctx: TrainContext) -> None:
         """Fold batch norm (if configured), set weight scales from the final weights, quantize."""
-        from ..calibrate import calibrate_weights
-        from ..fold import fold_batchnorm
-
         self._end_errors = self.errors()
         self._trained = {t.name: t.param.detach().clone().cpu() for t in self.targets}
         if self.config.fold_bn:
@@ -214,8 +214,6 @@ class QGT(Method):
         set_quant_state(ctx.model, weights=True)
 
     def report(self, ctx: TrainContext) -> Dict[str, Any]:
-        from ..report.bottleneck import qgt_report
-
         return qgt_report(self, ctx)
 
 

@@ -4,8 +4,8 @@ from .control import project_quantizers, quantizer_parameters, set_quant_state
 from .convert import QuantizedLayer, QuantizedModel, convert
 from .layers import Add
 from .modules import QuantAdd, QuantMixin, is_quant_layer, unwrap_layer
-from .prepare import (act_quantizers, float_copy, load_float_state_dict, prepare, quant_layers, quant_summary,
-                      quantizers, weight_quantizers)
+from .prepare import float_copy, load_float_state_dict, prepare
+from .walk import act_quantizers, quant_layers, quant_summary, quantizers, weight_quantizers
 from .spec import LayerOverride, QuantSpec
 
 __all__ = ["prepare", "convert", "QuantSpec", "LayerOverride", "QuantizedModel", "QuantizedLayer",

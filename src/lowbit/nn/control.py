@@ -16,8 +16,7 @@ from typing import Dict, Iterator, Optional
 from torch import nn
 
 from ..ops.ranges import check_bits
-from ..quantizers.learned_range import LearnedRangeQuantizer
-from .prepare import quantizers
+from .walk import quantizers
 
 
 def set_quant_state(model: nn.Module, *, weights: Optional[bool] = None,
@@ -44,7 +43,7 @@ def set_quant_state(model: nn.Module, *, weights: Optional[bool] = None,
             q.set_bits(bits)
         if freeze is not None:
             (q.freeze if freeze else q.unfreeze)()
-        if learn_bits is not None and isinstance(q, LearnedRangeQuantizer):
+        if learn_bits is not None and q.can_learn_bits:
             q.set_learn_bits(learn_bits)
         counts["weights" if is_w else "acts"] += 1
     return counts

@@ -17,7 +17,7 @@ torch.int32
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -25,9 +25,9 @@ from torch import nn
 from ..errors import ConfigError
 from ..quantizers.base import QParams, dequantize_codes
 from ..quantizers.granularity import Granularity
-from .graph import bn_factors, find_bn_pairs
+from .graph import bn_factors, find_bn_pairs, fold_affine, fold_bias
 from .modules import QuantAdd
-from .prepare import quant_layers
+from .walk import quant_layers
 
 
 @dataclass
@@ -66,6 +66,8 @@ class QuantizedModel:
     arch: Optional[Dict[str, Any]] = None
     quant_spec: Optional[Dict[str, Any]] = None
     folded_bn: List[str] = field(default_factory=list)
+    # with fold_bn: every (layer, batch norm) pair, also those after float layers (for exporters)
+    bn_pairs: List[Tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> List[Dict[str, Any]]:
         rows = []
@@ -147,7 +149,8 @@ def _spec_dict(model: nn.Module) -> Optional[Dict[str, Any]]:
 
 def _fold(qm: QuantizedModel, model: nn.Module, example_input) -> None:
     modules = dict(model.named_modules())
-    for layer_name, bn_name in find_bn_pairs(model, example_input):
+    qm.bn_pairs = find_bn_pairs(model, example_input)
+    for layer_name, bn_name in qm.bn_pairs:
         layer = qm.layers.get(layer_name)
         if layer is None or layer.op == "add":
             continue
@@ -161,12 +164,11 @@ def fold_into_layer(layer: QuantizedLayer, mult: torch.Tensor, offset: torch.Ten
     """Absorb ``y * mult + offset`` (per output channel) into a layer's weight scales and bias."""
     out_ch = mult.shape[0]
     bias = layer.dequantized_bias()
-    layer.bias = (bias * mult if bias is not None else torch.zeros_like(mult)) + offset
     layer.bias_codes = layer.bias_qparams = None
     if layer.weight_codes is None:
-        shape = (out_ch,) + (1,) * (layer.weight_float.dim() - 1)
-        layer.weight_float = layer.weight_float * mult.reshape(shape)
+        layer.weight_float, layer.bias = fold_affine(layer.weight_float, bias, mult, offset)
         return
+    layer.bias = fold_bias(bias, mult, offset)
     qp = layer.weight_qparams
     if qp.kind != "affine":
         raise ConfigError(f"{layer.name}: cannot fold batch norm into {qp.kind} weights; "

@@ -15,7 +15,7 @@ convolution would undo.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -85,3 +85,17 @@ def bn_factors(bn: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
     beta = bn.bias if bn.bias is not None else torch.zeros_like(var)
     mult = gamma / torch.sqrt(var + bn.eps)
     return mult.detach(), (beta - mean * mult).detach()
+
+
+def fold_affine(weight: torch.Tensor, bias: Optional[torch.Tensor], mult: torch.Tensor,
+                offset: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of a layer followed by ``y * mult + offset`` per output channel (a batch
+    norm, :func:`bn_factors`): ``(W * mult, b * mult + offset)``, a missing bias counting as 0.
+    Weight (out, ...), bias/mult/offset (out,). Every batch-norm fold in lowbit computes this."""
+    w = weight * mult.reshape((-1,) + (1,) * (weight.dim() - 1)).to(weight)
+    return w, fold_bias(bias, mult, offset)
+
+
+def fold_bias(bias: Optional[torch.Tensor], mult: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """The bias half of :func:`fold_affine` (for weights whose scales absorb ``mult``)."""
+    return (bias * mult if bias is not None else torch.zeros_like(mult)) + offset

@@ -6,8 +6,8 @@
 >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 10))
 >>> qmodel = prepare(model, QuantSpec(weight=QuantizerConfig(bits=4, granularity="channel"),
 ...                                   act=QuantizerConfig(bits=4)))
->>> [name for name, _ in quant_layers(qmodel)]
-['0', '3']
+>>> type(qmodel[0]).__name__
+'QuantConv2d'
 >>> qmodel(torch.randn(2, 3, 32, 32)).shape   # training mode: activations init from this batch
 torch.Size([2, 10])
 """
@@ -15,18 +15,20 @@ torch.Size([2, 10])
 from __future__ import annotations
 
 import copy
-from typing import Dict, Iterator, Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..quantizers import make_quantizer
+from ..quantizers import QUANTIZERS, make_quantizer
 from ..quantizers.base import Quantizer
+from .graph import find_bn_pairs
 from .layers import Add
-from .modules import QuantAdd, QuantMixin, check_wrappable, is_quant_layer, unwrap_layer, wrap_add, wrap_layer
+from .modules import check_wrappable, is_quant_layer, unwrap_layer, wrap_add, wrap_layer
 from .resolve import LayerPlan, nothing_matches, plan_layers, warn_unquantized
 from .spec import QuantSpec
+from .walk import quant_layers, weight_quantizers
 
 QUANTIZER_SLOTS = ("weight_quantizer", "input_quantizer", "bias_quantizer", "input_quantizers")
 
@@ -37,7 +39,6 @@ def _device_of(module: nn.Module) -> Tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-ACC_GRID_KINDS = ("uniform", "lsq", "pow2")  # affine quantizers with one scale per slice
 
 
 def _int_bias_applies(plan: LayerPlan) -> bool:
@@ -46,10 +47,11 @@ def _int_bias_applies(plan: LayerPlan) -> bool:
     if w is None or a is None or plan.module.bias is None:
         return False  # a float operand: the runtime adds a float bias too
     for role, cfg in (("weight", w), ("input", a)):
-        if cfg.kind not in ACC_GRID_KINDS:
+        if not QUANTIZERS.get(cfg.kind).affine_grid:
+            grid_kinds = [name for name, cls in QUANTIZERS.items() if cls.affine_grid]
             raise ConfigError(f"int_bias: layer {plan.name!r} has a {cfg.kind!r} {role} quantizer, "
                               f"which has no affine accumulator grid; use one of "
-                              f"{', '.join(ACC_GRID_KINDS)} or set int_bias: false")
+                              f"{', '.join(grid_kinds)} or set int_bias: false")
     if w.granularity == "group" or (w.granularity == "channel" and w.axis != 0):
         raise ConfigError(f"int_bias: layer {plan.name!r} has {w.granularity} weight scales "
                           f"(axis {w.axis}); the accumulator grid needs per-tensor or per-output-"
@@ -61,8 +63,6 @@ def _check_folded(model: nn.Module, example_input) -> None:
     """int_bias rounds biases to the grid of the deployed layers: refuse batch norms that would
     still be folded into them later. Seeing which layer feeds a BN takes one forward pass, on
     ``example_input`` or the registry model's own input; without either, any BN is refused."""
-    from .graph import find_bn_pairs  # graph -> control -> prepare: import at use
-
     bns = [n for n, m in model.named_modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
     if not bns:
         return
@@ -166,37 +166,6 @@ def float_copy(model: nn.Module) -> nn.Module:
     return twin
 
 
-def quant_layers(model: nn.Module) -> Iterator[Tuple[str, nn.Module]]:
-    """(name, module) of every wrapped layer, in registration order."""
-    for name, mod in model.named_modules():
-        if is_quant_layer(mod):
-            yield name, mod
-
-
-def quantizers(model: nn.Module, role: Optional[str] = None) -> Iterator[Tuple[str, Quantizer]]:
-    """(qualified name, quantizer) of every quantizer, optionally only ``weight`` or ``act``."""
-    for name, mod in model.named_modules():
-        if isinstance(mod, Quantizer) and (role is None or mod.role == role):
-            yield name, mod
-
-
-def weight_quantizers(model: nn.Module) -> Iterator[Tuple[str, nn.Module, Quantizer]]:
-    """(layer name, layer, weight quantizer) for wrapped Conv/Linear layers with one."""
-    for name, mod in quant_layers(model):
-        if isinstance(mod, QuantMixin) and mod.weight_quantizer is not None:
-            yield name, mod, mod.weight_quantizer
-
-
-def act_quantizers(model: nn.Module) -> Iterator[Tuple[str, Quantizer]]:
-    """(layer name, activation quantizer) for every quantized layer input and residual input."""
-    for name, mod in quant_layers(model):
-        if isinstance(mod, QuantAdd):
-            for i, q in enumerate(mod.input_quantizers):
-                yield f"{name}[{i}]", q
-        elif mod.input_quantizer is not None:
-            yield name, mod.input_quantizer
-
-
 def is_quantizer_key(key: str) -> bool:
     return any(f"{slot}." in key for slot in QUANTIZER_SLOTS)
 
@@ -218,16 +187,3 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
     if reinit_weights:
         for _, mod, wq in weight_quantizers(model):
             wq.init_from_tensor(mod.weight)
-
-
-def quant_summary(model: nn.Module) -> Dict[str, Dict[str, object]]:
-    """Per wrapped layer: type and the weight/input quantizer descriptions (for printing)."""
-    out = {}
-    for name, mod in quant_layers(model):
-        if isinstance(mod, QuantAdd):
-            out[name] = {"type": "Add", "inputs": [q.extra_repr() for q in mod.input_quantizers]}
-        else:
-            out[name] = {"type": mod._lowbit_float_class.__name__,
-                         "weight": mod.weight_quantizer.extra_repr() if mod.weight_quantizer else "float",
-                         "input": mod.input_quantizer.extra_repr() if mod.input_quantizer else "float"}
-    return out

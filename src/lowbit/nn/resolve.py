@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..quantizers.config import QuantizerConfig
 from .layers import Add
-from .spec import FLOAT, LAYER_TYPES, LayerOverride, QuantSpec
+from .spec import FLOAT, LAYER_TYPES, QuantSpec
 
 TYPE_CLASSES = {"conv": (nn.Conv1d, nn.Conv2d), "conv1d": (nn.Conv1d,), "conv2d": (nn.Conv2d,),
                 "linear": (nn.Linear,)}
@@ -179,11 +179,6 @@ def nothing_matches(model: nn.Module, spec: QuantSpec) -> str:
                     "(e.g. a GPT-2 style Conv1D by nn.Linear with the weight transposed)")
     return (f"no layer matches layers={list(spec.layers)} in {type(model).__name__}, nothing to "
             f"quantize; modules with parameters: {what}" + (f"; {'; '.join(hint)}" if hint else ""))
-
-
-def check_supported(model: nn.Module) -> Dict[str, str]:
-    """Modules lowbit cannot quantize (name -> type), for messages."""
-    return {n: type(m).__name__ for n, m in model.named_modules() if isinstance(m, UNSUPPORTED)}
 
 
 # layers with weights that lowbit leaves in float; prepare names them once per type

@@ -2,7 +2,7 @@
 
 Ranges (:func:`qrange`), affine :func:`quantize` / :func:`dequantize` / :func:`fake_quantize`,
 rounding with named gradient estimators (:data:`ESTIMATORS`), power-of-two and DoReFa
-transforms, the nested learned-scale Function of Chinbat's thesis, and bit packing.
+transforms, and the nested learned-scale Function of Chinbat's thesis.
 """
 
 from .affine import clip_round, dequantize, fake_quantize, fake_quantize_bias, int_dtype, quantize
@@ -12,7 +12,6 @@ from .gradients import ceil_ste, fill_levels_ste, grad_scale
 from .kernels import (exact_gradients, fast_clip_round, fast_fake_quantize, fast_kernels_enabled,
                       set_exact_gradients, set_fast_kernels)
 from .nested import nested_floor_quantize
-from .packing import pack_bits, pack_rows, packed_nbytes, unpack_bits, unpack_rows
 from .ranges import bits_for_levels, check_bits, qrange
 from .rounding import (ESTIMATORS, check_estimator, discretize, floor_ste, round_ewgs,
                        round_ste, round_with)
@@ -29,5 +28,4 @@ __all__ = [
     "ESTIMATORS", "check_estimator", "round_with", "round_ste", "round_ewgs", "floor_ste",
     "discretize", "grad_scale", "ceil_ste", "fill_levels_ste", "nested_floor_quantize",
     "pow2_scale", "dorefa_weight", "dorefa_weight_normalize", "log2_quantize_values",
-    "pack_bits", "unpack_bits", "pack_rows", "unpack_rows", "packed_nbytes",
 ]

@@ -66,9 +66,3 @@ def to_groups(x: torch.Tensor, group_size: int) -> torch.Tensor:
             f"choose a divisor of {fan_in} or use per-channel quantization"
         )
     return x.reshape(x.shape[0], fan_in // group_size, group_size)
-
-
-def group_count(x: torch.Tensor, group_size: int) -> Tuple[int, int]:
-    """(rows, groups per row) of ``to_groups(x, group_size)``."""
-    xg = to_groups(x, group_size)
-    return xg.shape[0], xg.shape[1]

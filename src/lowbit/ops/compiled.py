@@ -119,7 +119,7 @@ def run(name: str, fn: Callable, args: tuple, state: Dict[str, object]):
         if len(seen) >= max_signatures():
             return fn(*args)
         if name not in _compiled:
-            from torch import _dynamo
+            from torch import _dynamo  # heavy; loaded only when something compiles
 
             _dynamo.config.cache_size_limit = max(_dynamo.config.cache_size_limit,
                                                   4 * max_signatures())

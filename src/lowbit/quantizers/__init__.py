@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 from ..registry import Registry
 from .base import QParams, Quantizer, affine_from_range, dequantize_codes
-from .config import QuantizerConfig
+from .config import KIND_CHECKS, QuantizerConfig
 from .dorefa import DoReFaQuantizer
 from .granularity import Granularity
 from .learned_range import LearnedRangeQuantizer
@@ -33,6 +33,7 @@ for _name, _cls in [("uniform", UniformQuantizer), ("lsq", LSQQuantizer),
                     ("learned_range", LearnedRangeQuantizer), ("nested", NestedQuantizer),
                     ("dorefa", DoReFaQuantizer), ("pow2", Pow2Quantizer), ("log2", Log2Quantizer)]:
     QUANTIZERS.register(_name)(_cls)
+    KIND_CHECKS[_name] = _cls.check_config
 
 
 def make_quantizer(config: QuantizerConfig, role: str = "weight",

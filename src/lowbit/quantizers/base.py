@@ -86,9 +86,16 @@ class ScaleSlices:
 
 
 class Quantizer(nn.Module):
-    """Base class; subclasses implement ``_build``, ``init_from_range``, ``_fake``, ``_codes``."""
+    """Base class; subclasses implement ``_build``, ``init_from_range``, ``_fake``, ``_codes``.
 
-    learnable = False
+    Capabilities (class attributes): what code outside ``lowbit.quantizers`` asks of a quantizer
+    instead of testing for its class, so that a new kind needs no change elsewhere.
+    """
+
+    learnable = False        # has parameters trained with the network
+    calibrated = True        # its range comes from data (observers); False: fixed ranges
+    can_learn_bits = False   # learns a bit-width per slice: bit_tensor(), set_learn_bits(), min_bits()
+    affine_grid = False      # one affine scale per slice: a bias can live on the accumulator grid
 
     def __init__(self, config: QuantizerConfig, role: str = "weight",
                  shape: Optional[Sequence[int]] = None, name: str = ""):
@@ -110,6 +117,10 @@ class Quantizer(nn.Module):
         if shape is not None or role == "act":
             self.build(tuple(shape) if shape is not None else ())
 
+    @classmethod
+    def check_config(cls, config: QuantizerConfig) -> None:
+        """Validate the fields of ``config`` this kind reads (called when a config is made)."""
+
     # ----- construction and state -------------------------------------------------------
     def build(self, x_shape: Sequence[int]) -> None:
         """Create parameters for tensors of ``x_shape`` (weights: the weight's shape)."""
@@ -128,6 +139,11 @@ class Quantizer(nn.Module):
     @property
     def label(self) -> str:
         return f"{self.role} quantizer {self.name or type(self).__name__}"
+
+    @property
+    def rounding(self) -> str:
+        """How values map to codes: ``round`` (to nearest) or ``floor``."""
+        return self.config.rounding
 
     @property
     def bits(self) -> int:

@@ -13,26 +13,29 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Callable, ClassVar, Dict, Optional
 
 from ..errors import ConfigError
+from ..errors import unknown_name
 from ..ops.ranges import check_bits
 from ..ops.rounding import check_estimator, check_rounding
+from ..schema import drop_retired
 
-KINDS = ("uniform", "lsq", "learned_range", "nested", "dorefa", "pow2", "log2")
 GRANULARITIES = ("tensor", "channel", "group")
 # Chinbat names the granularities scalar / row / column / channel (torch layout (out, in, ...))
 GRANULARITY_ALIASES = {"scalar": ("tensor", 0), "per_tensor": ("tensor", 0),
                        "row": ("channel", 0), "per_channel": ("channel", 0),
                        "column": ("channel", 1), "per_group": ("group", 0)}
 OBSERVERS = ("minmax", "percentile", "gaussian", "mse")
-FILL_ANCHORS = ("step", "range")
-SCALE_GRADS = ("ratio", "ste")
+# kind -> its quantizer class's check of a config (Quantizer.check_config); lowbit.quantizers
+# fills it from the quantizer registry, so each kind validates the fields it reads
+KIND_CHECKS: Dict[str, Callable[["QuantizerConfig"], None]] = {}
 
 
 @dataclass(frozen=True)
 class QuantizerConfig:
-    """What a quantizer does. Fields that do not apply to ``kind`` are ignored.
+    """What a quantizer does. The common fields are checked here; ``kind``'s quantizer class
+    checks the fields it reads (``Quantizer.check_config``); fields it does not read are ignored.
 
     kind: uniform (calibrated, fixed), lsq (learned step), learned_range (learned step and
       range, implicit bits; Schaefer et al.), nested (floor with learned scale; Chinbat), dorefa
@@ -49,15 +52,15 @@ class QuantizerConfig:
     bits_min/bits_max/learn_bits: bounds and switch for learned bit-widths (learned_range).
     fill_levels: learned_range uses every level its integer bit-width pays for (n = 2 -> 3
       at 2 unsigned bits), so the learned range acts only through the bit-width.
-    fill_anchor: what a filled grid keeps: ``step`` (d; the clip range grows to the filled
-      levels, so it halves when a bit-width drops) or ``range`` (q+; the step becomes
-      q+ / levels, so the clip range moves continuously and only the step jumps).
     threshold/eps: the ratio threshold lambda and epsilon of the nested quantizer.
     scale_grad: the nested scale's gradient: ``ratio`` (the thesis's ratio-threshold rule) or
       ``ste`` (the plain straight-through gradient ``floor(P/s) - P/s`` of the same floor
       quantizer, which leaves scales to the task loss and loss terms: the thesis's
       "equivalent network without the nested quantization layer logic").
     """
+
+    # removed options: files that still name them load if they ask for what lowbit now does
+    RETIRED: ClassVar[Dict[str, Any]] = {"fill_anchor": "step"}
 
     kind: str = "lsq"
     bits: Optional[int] = 8
@@ -79,22 +82,20 @@ class QuantizerConfig:
     bits_max: int = 8
     learn_bits: bool = True
     fill_levels: bool = False
-    fill_anchor: str = "step"
     threshold: float = 1e-3
     eps: float = 1e-8
     scale_grad: str = "ratio"
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            from ..errors import unknown_name
-            raise unknown_name("quantizer kind", self.kind, KINDS)
+        if self.kind not in KIND_CHECKS:
+            raise unknown_name("quantizer kind", self.kind, KIND_CHECKS)
         self._normalize_granularity()
         if not (self.kind == "nested" and self.bits is None):
             check_bits(self.bits)
         check_rounding(self.rounding, self.estimator)
         check_estimator(self.estimator, self.grad_delta, self.grad_alpha)
         self._check_observer()
-        self._check_kind()
+        KIND_CHECKS[self.kind](self)
 
     def _normalize_granularity(self):
         gran = self.granularity
@@ -112,46 +113,21 @@ class QuantizerConfig:
 
     def _check_observer(self):
         if self.observer not in OBSERVERS:
-            from ..errors import unknown_name
             raise unknown_name("observer", self.observer, OBSERVERS)
         if not (50.0 < float(self.percentile) <= 100.0):
             raise ConfigError(f"percentile must be in (50, 100], got {self.percentile}")
         if not (math.isfinite(self.gaussian_k) and self.gaussian_k > 0):
             raise ConfigError(f"gaussian_k must be > 0, got {self.gaussian_k}")
 
-    def _check_kind(self):
-        kind = self.kind
-        if kind == "learned_range":
-            lo, hi = check_bits(self.bits_min, "bits_min"), check_bits(self.bits_max, "bits_max")
-            if lo > hi:
-                raise ConfigError(f"bits_min ({lo}) must be <= bits_max ({hi})")
-            if not lo <= self.bits <= hi:
-                raise ConfigError(f"bits ({self.bits}) must lie in [bits_min, bits_max] = [{lo}, {hi}]")
-            if lo < 2 and self.signed is not False:  # signed [-n, n] at 1 bit: n = 0, no levels
-                raise ConfigError("learned_range needs bits_min >= 2 for signed values (a 1-bit "
-                                  "signed range [-n, n] has n = 0 levels); set bits_min: 2, or "
-                                  "signed: false for non-negative activations")
-            if not self.symmetric:
-                raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
-            if self.fill_anchor not in FILL_ANCHORS:
-                raise ConfigError(f"fill_anchor must be one of {', '.join(FILL_ANCHORS)}, got {self.fill_anchor!r}")
-        if kind == "nested":
-            if self.bits is not None and self.bits < 2:  # signed floor codes at 1 bit: {-1, 0}
-                raise ConfigError(f"nested bits (the clip width) must be >= 2 or null for no clip, "
-                                  f"got {self.bits}: 1-bit signed codes {{-1, 0}} leave no positive level")
-            if not (math.isfinite(self.threshold) and self.threshold > 0):
-                raise ConfigError(f"nested threshold (lambda) must be > 0, got {self.threshold}")
-            if not self.eps > 0:
-                raise ConfigError(f"nested eps must be > 0, got {self.eps}")
-            if self.scale_grad not in SCALE_GRADS:
-                raise ConfigError(f"nested scale_grad must be one of {', '.join(SCALE_GRADS)}, "
-                                  f"got {self.scale_grad!r}")
-        if kind in ("dorefa", "log2") and self.granularity == "group":
-            raise ConfigError(f"{kind} supports tensor or channel granularity, not group")
-        if kind == "log2" and self.bits < 2:
-            raise ConfigError("log2 quantization needs at least 2 bits (sign + exponent)")
-        if kind in ("learned_range", "nested", "log2", "dorefa") and not self.symmetric:
-            raise ConfigError(f"{kind} is symmetric by construction; set symmetric: true")
+    def need_symmetric(self) -> None:
+        """For kinds symmetric by construction: a ConfigError unless ``symmetric`` is set."""
+        if not self.symmetric:
+            raise ConfigError(f"{self.kind} is symmetric by construction; set symmetric: true")
+
+    def need_no_groups(self) -> None:
+        """For kinds without per-group scales: a ConfigError for ``granularity: group``."""
+        if self.granularity == "group":
+            raise ConfigError(f"{self.kind} supports tensor or channel granularity, not group")
 
     def replace(self, **changes: Any) -> "QuantizerConfig":
         """A copy with ``changes`` applied (validated again)."""
@@ -163,9 +139,9 @@ class QuantizerConfig:
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "QuantizerConfig":
         """Build from a mapping; unknown keys are an error naming the valid ones."""
+        data = drop_retired(cls, data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            from ..errors import unknown_name
             raise unknown_name("quantizer field", unknown[0], names)
         return cls(**data)

@@ -24,6 +24,13 @@ from .base import QParams, Quantizer
 class DoReFaQuantizer(Quantizer):
     """DoReFa weight (tanh-normalised) or activation (clip to [0, 1]) quantizer; no parameters."""
 
+    calibrated = False  # fixed ranges: [-1, 1] weights, [0, 1] activations
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        config.need_no_groups()
+        config.need_symmetric()
+
     def build(self, x_shape) -> None:
         super().build(x_shape)
         self.initialized.fill_(True)  # nothing to calibrate

@@ -16,12 +16,9 @@ n = 2 and n = 3 both take 2 unsigned bits, but n = 2 uses 3 of the 4 codes. The 
 penalty's straight-through gradient pushes q+ down inside a bit-width although that saves
 nothing, so without this option learned grids end with unused codes. With it the forward pass,
 the levels, the accounting and the export use ``2**ceil(log2(n + 1)) - 1`` levels (every code
-of the integer bits) while q+ itself keeps moving continuously between bit-widths.
-``fill_anchor`` says what the filled grid keeps. ``step`` keeps d: the clip range is
-``d * levels``, up to twice q+, and halves when a bit-width drops, while q+ moves inside a
-bit-width without clipping anything. ``range`` keeps q+: the clip range is q+ itself and the
-grid step is ``q+ / levels`` (:meth:`grid_step`), so the task loss sees every move
-of q+ and a bit-width change only doubles or halves the step.
+of the integer bits) while q+ itself keeps moving continuously between bit-widths. The grid
+keeps d: the clip range is ``d * levels``, up to twice q+, and halves when a bit-width drops,
+while q+ moves inside a bit-width without clipping anything.
 
 With ``learn_bits=False`` (homogeneous phases) the range is tied to the step,
 ``q+ = d * n_max(bits)``, and only d learns, as in LSQ. Switching it off *after* bits were
@@ -43,10 +40,10 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..ops.gradients import ceil_ste, fill_levels_ste, grad_scale
 from ..errors import ConfigError
-from ..ops.ranges import check_bits
+from ..ops.gradients import ceil_ste, fill_levels_ste, grad_scale
 from ..ops.kernels import fast_clip_round
+from ..ops.ranges import check_bits
 from ..ops.rounding import round_ste
 from .base import TINY_SCALE, QParams, Quantizer
 
@@ -73,6 +70,21 @@ class LearnedRangeQuantizer(Quantizer):
     """Per-tensor or per-output-channel (d, q+) with bits in [bits_min, bits_max]."""
 
     learnable = True
+    can_learn_bits = True
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        lo, hi = check_bits(config.bits_min, "bits_min"), check_bits(config.bits_max, "bits_max")
+        if lo > hi:
+            raise ConfigError(f"bits_min ({lo}) must be <= bits_max ({hi})")
+        if not lo <= config.bits <= hi:
+            raise ConfigError(f"bits ({config.bits}) must lie in [bits_min, bits_max] = [{lo}, {hi}]")
+        if lo < 2 and config.signed is not False:  # signed [-n, n] at 1 bit: n = 0, no levels
+            raise ConfigError("learned_range needs bits_min >= 2 for signed values (a 1-bit "
+                              "signed range [-n, n] has n = 0 levels); set bits_min: 2, or "
+                              "signed: false for non-negative activations")
+        if not config.symmetric:
+            raise ConfigError("learned_range is symmetric (range [-q+, q+]); set symmetric: true")
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.log2_step = nn.Parameter(torch.zeros(pshape))
@@ -118,31 +130,19 @@ class LearnedRangeQuantizer(Quantizer):
         q = self._clamped_range(d)
         # fill_levels: the grid gets every level of the integer bits q/d needs; q+ still moves
         # continuously (the gradient passes straight through), so it acts as the bit-width only
-        if self.config.fill_levels and self.config.fill_anchor == "step":
+        if self.config.fill_levels:
             return d * fill_levels_ste(q / d)
         return q
-
-    def _anchored_to_range(self) -> bool:
-        return self.learn_bits and self.config.fill_levels and self.config.fill_anchor == "range"
-
-    def grid_step(self) -> torch.Tensor:
-        """The step of the grid the forward pass uses (compact shape): d, or with
-        ``fill_anchor: range`` while bits learn, ``q+ / levels`` (the filled level count)."""
-        d = self.effective_step()
-        if not self._anchored_to_range():
-            return d
-        q = self._clamped_range(d)
-        return q / fill_levels_ste(q / d)
 
     def _clamped_range(self, d: torch.Tensor) -> torch.Tensor:
         n_min, n_max = self._level_bounds()
         return torch.clamp(self.qplus, d * n_min, d * n_max)
 
     def levels(self) -> torch.Tensor:
-        """Levels n a side per slice, round(clip range / grid step): round(q+ / d), filled when
+        """Levels n a side per slice, round(clip range / step): round(q+ / d), filled when
         ``fill_levels`` is on (float tensor, no gradient)."""
         with torch.no_grad():
-            return torch.round(self.effective_range() / self.grid_step())
+            return torch.round(self.effective_range() / self.effective_step())
 
     # ----- bits ---------------------------------------------------------------------------
     def channel_bits(self, x: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -160,13 +160,14 @@ class LearnedRangeQuantizer(Quantizer):
             return int(self._bits)
         return int(self.channel_bits().max())
 
+    def min_bits(self) -> int:
+        """The fewest bits a slice can fall to while bits learn (``bits_min``, at least 2 signed)."""
+        n_min = torch.tensor(float(min_levels_for_bits(self.config.bits_min, self.signed)))
+        return int(bits_from_levels(n_min, self.signed))
+
     def bit_tensor(self) -> torch.Tensor:
         """Integer bits per slice as a float tensor with a gradient w.r.t. d and q+."""
-        if self._anchored_to_range():  # the same levels and gradient as the step anchor
-            d = self.effective_step()
-            n = round_ste(fill_levels_ste(self._clamped_range(d) / d))
-        else:
-            n = round_ste(self.effective_range() / self.effective_step())
+        n = round_ste(self.effective_range() / self.effective_step())
         b = ceil_ste(torch.log2(n + 1))
         return b + 1 if self.signed else b
 
@@ -188,10 +189,7 @@ class LearnedRangeQuantizer(Quantizer):
         if flag and not self.learn_bits and ready:
             self.set_step_and_range(qplus=self.effective_range())
         elif not flag and self.learn_bits and ready:
-            levels = self.levels()
-            if self._anchored_to_range():  # its grid step becomes d
-                self.set_step_and_range(step=self.grid_step().detach())
-            self.tied_levels.copy_(levels)
+            self.tied_levels.copy_(self.levels())
         self.learn_bits = bool(flag)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -224,7 +222,7 @@ class LearnedRangeQuantizer(Quantizer):
         """(lower, upper, step) broadcast against ``xv``: the clip range [-q+, q+] (or [0, q+])
         and the grid step."""
         g = self.granularity
-        d, q = self.grid_step(), self.effective_range()
+        d, q = self.effective_step(), self.effective_range()
         if grad_factor != 1.0 and d.requires_grad:
             d, q = grad_scale(d, grad_factor), grad_scale(q, grad_factor)
         q = g.expand(q, xv)
@@ -252,7 +250,7 @@ class LearnedRangeQuantizer(Quantizer):
     def qparams(self, x: Optional[torch.Tensor] = None) -> QParams:
         self._check_ready()
         n = self.levels().to(torch.int32)
-        step = self.grid_step().detach().clone()
+        step = self.effective_step().detach().clone()
         return QParams(scale=step, zero_point=torch.zeros_like(step),
                        qmin=-n if self.signed else torch.zeros_like(n), qmax=n,
                        bits=self.channel_bits(), signed=self.signed, granularity=self.granularity)

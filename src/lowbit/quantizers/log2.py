@@ -12,12 +12,20 @@ from typing import Optional, Tuple
 
 import torch
 
+from ..errors import ConfigError
 from ..ops.transforms import log2_quantize_values
 from .base import QParams, Quantizer
 
 
 class Log2Quantizer(Quantizer):
     """Non-uniform power-of-two quantizer with calibrated per-slice maximum exponent."""
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        config.need_no_groups()
+        if config.bits < 2:
+            raise ConfigError("log2 quantization needs at least 2 bits (sign + exponent)")
+        config.need_symmetric()
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.register_buffer("max_exp", torch.zeros(pshape))

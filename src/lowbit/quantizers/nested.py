@@ -32,6 +32,7 @@ from ..ops.ranges import check_bits, qrange
 from .base import TINY_SCALE, QParams, Quantizer
 
 INIT_BITS = 8  # initial grid when no clip width is configured
+SCALE_GRADS = ("ratio", "ste")  # config.scale_grad: the thesis's ratio rule or plain STE
 
 
 def signed_bits_for_codes(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,21 @@ class NestedQuantizer(Quantizer):
     """Learned floor-quantization scale with the gradient-to-parameter ratio rule."""
 
     learnable = True
+    rounding = "floor"  # codes are floor(x / scale)
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.bits is not None and config.bits < 2:  # signed floor codes at 1 bit: {-1, 0}
+            raise ConfigError(f"nested bits (the clip width) must be >= 2 or null for no clip, "
+                              f"got {config.bits}: 1-bit signed codes {{-1, 0}} leave no positive level")
+        if not (math.isfinite(config.threshold) and config.threshold > 0):
+            raise ConfigError(f"nested threshold (lambda) must be > 0, got {config.threshold}")
+        if not config.eps > 0:
+            raise ConfigError(f"nested eps must be > 0, got {config.eps}")
+        if config.scale_grad not in SCALE_GRADS:
+            raise ConfigError(f"nested scale_grad must be one of {', '.join(SCALE_GRADS)}, "
+                              f"got {config.scale_grad!r}")
+        config.need_symmetric()
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.scale = nn.Parameter(torch.ones(pshape))

@@ -29,6 +29,8 @@ from .base import TINY_SCALE, QParams, Quantizer, affine_from_range
 class UniformQuantizer(Quantizer):
     """Affine quantizer whose scale and zero point come from calibration and stay fixed."""
 
+    affine_grid = True
+
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.register_buffer("scale", torch.ones(pshape))
         self.register_buffer("zero_point", torch.zeros(pshape))

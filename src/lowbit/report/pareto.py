@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .plots import _pyplot, save_figure
+from ..plotting import pyplot, save_figure
 
 KB = 1024
 
@@ -31,7 +31,7 @@ def save_pareto_plot(series: Dict[str, List[Dict[str, Any]]], path: Path,
                      x: str = "size", xlabel: Optional[str] = None) -> Optional[Path]:
     """Scatter ``top1`` against ``x`` (bytes; default the total ``size``) for each named
     series, Pareto fronts as lines; a point's ``label`` is written next to it."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not any(series.values()):
         return None
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -1,6 +1,6 @@
 """Training: recipes (YAML -> frozen dataclasses), one loop over phases, checkpoints, DDP."""
 
-from .evaluate import evaluate
+from ..evaluate import evaluate
 from .loop import Trainer, TrainingDiverged
 from .recipe import (DataConfig, MethodConfig, ModelConfig, OptimConfig, PhaseConfig, Recipe,
                      ScheduleConfig, load_recipe, recipe_from_dict)

@@ -6,26 +6,23 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Optional
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
 from ..data import BatchLoader, ImageSet, eval_augment, load_split, train_augment
 from ..data.presets import stored_size
-from ..methods import METHODS, Method
+from ..errors import ConfigError
 from ..fold import fold_batchnorm
+from ..methods import METHODS, Method
 from ..models import create_model
 from ..models.user import build_from_factory
+from ..models.weights import load_float_weights
 from ..nn.layers import add_scalar_layer
 from ..nn.prepare import prepare
 from .distributed import DistInfo
 from .recipe import Recipe
-
-SCALAR_KEY = "scalar_layer.scale"
 
 
 @dataclass
@@ -61,38 +58,6 @@ def build_data(recipe: Recipe, dist: DistInfo, data_dir: Optional[str] = None) -
                                channels_last=cl, prefetch=False)
     input_size = d.image_size or train.images.shape[-1]
     return Data(train, test, train_loader, test_loader, calib_loader, input_size)
-
-
-def resolve_path(path: str) -> Path:
-    """A file path as given, else relative to the repository root (bundled baselines)."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    alt = Path(__file__).resolve().parents[3] / path
-    if alt.is_file():
-        return alt
-    raise ConfigError(f"model.init: no file {path!r} (looked in the current folder and the "
-                      f"repository root); train a float baseline first, e.g. "
-                      f"`lowbit train recipes/resnet20-cifar10.yaml --out runs/fp32`, and point "
-                      f"model.init at runs/fp32/model.safetensors")
-
-
-def load_float_weights(model: nn.Module, path: str) -> None:
-    """Load a float .safetensors state dict into ``model`` (every tensor must match, except a
-    scalar layer the file does not have: it keeps its initial value)."""
-    file = resolve_path(path)
-    try:
-        state = load_file(str(file))
-    except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from None
-    if SCALAR_KEY in dict(model.named_parameters()) and SCALAR_KEY not in state:
-        state[SCALAR_KEY] = model.get_parameter(SCALAR_KEY).detach().clone()
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        name = getattr(model, "lowbit_spec", {}).get("name") or type(model).__name__
-        raise CheckpointError(f"{file} does not match model {name}: "
-                              f"{str(exc).splitlines()[0]}") from None
 
 
 def build_float_model(recipe: Recipe, data: Data, allow_import: bool = False) -> nn.Module:

@@ -15,9 +15,9 @@ from typing import Any, Dict, List
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..evaluate import evaluate
 from ..methods import Companion
 from .distributed import DistInfo, average_gradients, broadcast_state
-from .evaluate import evaluate
 from .optim import build_optimizer, set_lr
 
 

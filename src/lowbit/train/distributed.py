@@ -74,11 +74,6 @@ def barrier(info: DistInfo) -> None:
         tdist.barrier()
 
 
-def shutdown(info: DistInfo) -> None:
-    if info.enabled and tdist.is_initialized():
-        tdist.destroy_process_group()
-
-
 def average_gradients(module: torch.nn.Module) -> None:
     """Average the gradients of ``module`` over all processes (what DDP does for the model;
     used for networks a method trains next to it)."""

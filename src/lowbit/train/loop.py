@@ -16,8 +16,6 @@ checkpoint and ends with the same metrics as an uninterrupted run with the same 
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,9 +23,11 @@ from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..calibrate import calibrate
 from ..errors import CheckpointError, LowbitError
+from ..evaluate import evaluate
 from ..methods import TrainContext
 from ..models.user import check_import_allowed
 from ..nn.control import project_quantizers, set_quant_state
@@ -36,15 +36,14 @@ from .checkpoint import (RUN_KEYS, load_checkpoint, rng_state, save_checkpoint, 
                          set_rng_state)
 from .companions import Companions
 from .distributed import barrier, init_distributed
-from .evaluate import evaluate
 from .folder import RunFolder
 from .optim import build_optimizer, set_lr
+from .outputs import finish_run
 from .progress import Progress
 from .recipe import PhaseConfig, Recipe
 from .schedule import lr_at
 
 CHECKPOINT = "checkpoint.pt"
-FAULT_ENV = "LOWBIT_FAULT_AFTER_EPOCH"  # testing aid: SIGKILL the process after this epoch
 
 
 class TrainingDiverged(LowbitError):
@@ -166,8 +165,6 @@ class Trainer:
                 self._apply_phase(index, first_time=True)
             self._run_phase(index, start, prior)
         self.state.seconds = prior + time.time() - start
-        from .outputs import finish_run  # the output stage imports report/accounting
-
         return finish_run(self)
 
     def _phase_lengths(self, p: PhaseConfig):
@@ -203,8 +200,6 @@ class Trainer:
     def _wrap_model(self):
         model = self.model
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             model = DDP(model, find_unused_parameters=self.recipe.quant is not None)
         if self.recipe.model.compile:
             model = torch.compile(model)
@@ -281,8 +276,6 @@ class Trainer:
         more = "".join(f", {k} {v:.2f}" if isinstance(v, float) else f", {k} {v}" for k, v in extra.items())
         self._say(f"epoch {self.state.global_epoch}: top-1 {ev['top1']:.2f}% (test loss {ev['loss']:.4f}{more})")
         self.save()
-        if os.environ.get(FAULT_ENV) == str(self.state.global_epoch):
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def checkpoint_state(self, done: bool = False) -> Dict[str, Any]:
         return {"recipe": self.recipe.to_dict(), "model": self.model.state_dict(),

@@ -17,9 +17,10 @@ import yaml
 from safetensors.torch import save
 
 from ..accounting import account
+from ..evaluate import evaluate
 from ..files import write_bytes, write_text
-from ..report import build_report, render_markdown
-from .evaluate import evaluate
+from .markdown import render_markdown
+from .record import build_report
 
 KB = 1024
 

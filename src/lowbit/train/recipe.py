@@ -26,8 +26,10 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..methods import METHODS
 from ..models.user import check_import_path
 from ..nn.spec import QuantSpec
+from ..ops.ranges import check_bits
 from ..schema import apply_override, build, parse_override, to_plain
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -211,9 +213,8 @@ class PhaseConfig:
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"phase {self.name!r} label_smoothing must be in [0, 1), got {self.label_smoothing}")
         for name in ("weight_bits", "act_bits"):
-            bits = getattr(self, name)
-            if bits is not None and not 1 <= bits <= 16:
-                raise ConfigError(f"phase {self.name!r} {name} must be in 1..16, got {bits}")
+            if getattr(self, name) is not None:
+                check_bits(getattr(self, name), f"phase {self.name!r} {name}")
 
 
 @dataclass(frozen=True)
@@ -277,8 +278,6 @@ def recipe_from_dict(data: Dict[str, Any], overrides: Iterable[str] = ()) -> Rec
 
 
 def _check_methods(recipe: Recipe) -> None:
-    from ..methods import METHODS  # methods validate their own arguments
-
     for m in recipe.methods:
         cfg = METHODS.get(m.name).config_from(m.args)
         changes = getattr(cfg, "optim", None)  # optimizer changes for a method's companion network

@@ -20,7 +20,7 @@ from .build import Data, build_data, build_float_model, example_input, quantize_
 from .checkpoint import load_checkpoint
 from .distributed import DistInfo
 from .loop import CHECKPOINT
-from .recipe import Recipe, load_recipe
+from .recipe import Recipe, load_recipe, recipe_from_dict
 
 
 @dataclass
@@ -51,7 +51,6 @@ def load_run(run_dir, data_dir: Optional[str] = None, require_done: bool = False
     if recipe_file.is_file():
         recipe = load_recipe(str(recipe_file))
     else:
-        from .recipe import recipe_from_dict
         recipe = recipe_from_dict(ckpt["recipe"])
     if require_done and not ckpt.get("done"):
         raise CheckpointError(f"the run in {path} has not finished; resume it with "

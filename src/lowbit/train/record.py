@@ -21,13 +21,16 @@ Schema ``lowbit.report/1`` (documented in docs/report.md)::
 from __future__ import annotations
 
 import datetime as _dt
+import json
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from torch import nn
 
 from .. import __version__
 from ..accounting import ModelCost
-from ..nn.prepare import quant_summary
+from ..errors import ConfigError, FormatError
+from ..nn.walk import quant_summary
 
 SCHEMA = "lowbit.report/1"
 
@@ -73,11 +76,6 @@ _SECTIONS = {"recipe": dict, "metrics": dict, "model": dict, "size": dict, "laye
 def read_report(path, run=None) -> Dict[str, Any]:
     """Load and check a report.json: a ConfigError/FormatError (one line) for a missing,
     binary, malformed, empty or foreign file, never a half-rendered report."""
-    import json
-    from pathlib import Path
-
-    from ..errors import ConfigError, FormatError
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; run `lowbit train ... --out {run or path.parent}` first")

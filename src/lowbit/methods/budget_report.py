@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from .plots import _pyplot, save_figure
+from ..plotting import pyplot, save_figure
 
 TOLERANCE = 0.01  # the final size must meet the budget within 1%
 
@@ -53,7 +53,7 @@ def budget_report(budget, ctx) -> Dict[str, Any]:
 
 def save_bits_plot(rows: List[Dict[str, Any]], path):
     """Weight bits (mean with per-channel min/max) and activation bits per layer."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not rows:
         return None
     names = [r["layer"] for r in rows]

@@ -36,18 +36,3 @@ def evaluate(model: nn.Module, loader: Iterable, device: Optional[torch.device] 
     finally:
         model.train(was_training)
     return {"top1": 100.0 * correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total}
-
-
-@torch.no_grad()
-def predictions(model: nn.Module, loader: Iterable, device: Optional[torch.device] = None) -> torch.Tensor:
-    """Argmax predictions over a loader (for agreement checks between model variants)."""
-    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for x, _ in loader:
-            out.append(model(x.to(device)).argmax(dim=1).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)

@@ -1,19 +1,26 @@
-"""Compression bottlenecks (the QGT paper): which layers make quantization lose accuracy.
+"""QGT's report section: weight errors, compression bottlenecks, weight histograms (the QGT paper).
+
+Compression bottlenecks: which layers make quantization lose accuracy.
 
 For every layer with a weight quantizer: the relative quantization error
 ``||DQ(w) - w|| / ||w||``, the accuracy when *only that layer* is quantized (sensitivity),
 its bits, parameters and packed KB; ranked by accuracy drop, then error.
+
+Weight histograms (the QGT paper, Figure 4): float baseline vs QGT-trained weights of selected
+layers, in units of the quantization step, where QGT's clustering on the grid is visible.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
 
-from ..nn.prepare import weight_quantizers
-from ..train.evaluate import evaluate
+from ..evaluate import evaluate
+from ..nn.walk import weight_quantizers
+from ..plotting import pyplot, save_figure
 
 KB = 1024
 
@@ -84,8 +91,6 @@ def summary_line(table: Dict[str, Any], top: int = 3) -> str:
 
 def qgt_report(qgt, ctx) -> Dict[str, Any]:
     """QGT's section of report.json: lambdas, errors before/after, bottlenecks, histograms."""
-    from .plots import save_weight_histograms
-
     out: Dict[str, Any] = {"lambda": qgt.config.lam, "targets": len(qgt.targets)}
     start, end = getattr(qgt, "_start_errors", {}), getattr(qgt, "_end_errors", {})
     rows = []
@@ -114,3 +119,43 @@ def _grid(quantizer, w: Optional[torch.Tensor]) -> Optional[float]:
     w = w.to(next(iter(quantizer.buffers()), torch.zeros(())).device)
     quantizer.init_from_tensor(w)
     return grid_distance(w, quantizer)
+
+
+def pick_layers(names: List[str], count: int) -> List[str]:
+    """``count`` names spread evenly from first to last (always including the last)."""
+    if count >= len(names):
+        return list(names)
+    idx = sorted({round(i * (len(names) - 1) / max(count - 1, 1)) for i in range(count)})
+    return [names[i] for i in idx]
+
+
+def _grid_units(quantizer, w: torch.Tensor) -> torch.Tensor:
+    quantizer.init_from_tensor(w)
+    qp = quantizer.qparams(w)
+    g = quantizer.granularity
+    wv = g.view(w)
+    return (wv / g.expand(qp.scale, wv) + g.expand(qp.zero_point, wv)).reshape(-1)
+
+
+def save_weight_histograms(qgt, path: Path) -> Optional[Path]:
+    """Float vs QGT-trained weight histograms of a few layers, x axis in grid steps."""
+    plt = pyplot()
+    if plt is None:
+        return None
+    names = pick_layers([t.name for t in qgt.targets], qgt.config.histogram_layers)
+    by_name = {t.name: t for t in qgt.targets}
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        q = by_name[name].quantizer
+        device = next(iter(q.buffers()), torch.zeros(())).device
+        before = _grid_units(q, qgt._initial[name].to(device)).cpu()
+        after = _grid_units(q, qgt._trained[name].to(device)).cpu()
+        lo, hi = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
+        bins = torch.linspace(lo - 0.5, hi + 0.5, max(int((hi - lo + 1) * 12), 24)).numpy()
+        ax.hist(before.numpy(), bins=bins, color="#9ecae1", alpha=0.8, label="float baseline")
+        ax.hist(after.numpy(), bins=bins, color="#fa8072", alpha=0.7, label="QGT-trained")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("weight / step + zero point (grid points at integers)", fontsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
