@@ -17,15 +17,12 @@ torch.Size([3, 4])
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-
-ModelInput = Union[torch.Tensor, Sequence[torch.Tensor], Mapping[str, torch.Tensor]]
-
 
 def split_inputs(inputs: Any) -> Tuple[tuple, Dict[str, Any]]:
     """(positional, keyword) arguments of a tensor, tuple/list or dict input."""
