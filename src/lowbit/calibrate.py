@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DataError
-from .nn.inputs import batch_inputs, run_model
+from .nn.inputs import batch_inputs, model_device, run_model
 from .nn.prepare import prepare
 from .nn.spec import QuantSpec
 from .nn.walk import act_quantizers, weight_quantizers
@@ -78,7 +78,7 @@ def calibrate(model: nn.Module, loader: Iterable, batches: Optional[int] = None,
     for _, q in targets:
         q.enabled = False
     was_training = model.training
-    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = device or model_device(model)
     seen = 0
     try:
         model.eval()

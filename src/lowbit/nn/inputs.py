@@ -62,6 +62,11 @@ def run_model(model: nn.Module, inputs: Any, device: Optional[torch.device] = No
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters).
+
+    >>> model_device(nn.Linear(2, 2)), model_device(nn.ReLU())
+    (device(type='cpu'), device(type='cpu'))
+    """
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
