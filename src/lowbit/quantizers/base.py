@@ -75,6 +75,7 @@ class ScaleSlices:
 
     @property
     def elements(self) -> int:
+        """How many values the slices hold (S * n)."""
         return self.values.numel()
 
 
