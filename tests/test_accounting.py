@@ -23,6 +23,7 @@ from torch import nn
 
 from lowbit import LayerOverride, QuantizerConfig, QuantSpec, account, calibrate, prepare
 from lowbit.nn import Add
+from lowbit.nn.layers import add_scalar_layer
 
 FLOAT32_BYTES = 756
 BN_BYTES = 64
@@ -193,3 +194,11 @@ def test_to_dict_and_account_is_read_only():
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert model.training == was_training and isinstance(model.bn, nn.BatchNorm2d)
+
+
+def test_float_modules_give_layer_advice_only_to_modules_with_a_weight_matrix():
+    model = add_scalar_layer(nn.Sequential(nn.Linear(4, 3), nn.PReLU(), nn.Linear(3, 2)))
+    rows = {r["name"]: r for r in account(model, torch.zeros(1, 4)).float_modules}
+    assert set(rows) == {"1", "scalar_layer"}  # Linear layers are in the layer table
+    for row in rows.values():
+        assert "no weight matrix" in row["reason"] and "nn.Linear" not in row["reason"]

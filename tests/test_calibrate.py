@@ -225,3 +225,21 @@ def test_signedness_is_learned_per_quantizer():
     assert q[0].input_quantizer.qparams().qmin.item() == -128
     assert q[2].input_quantizer.qparams().qmin.item() == 0
     assert math.isfinite(q[2].input_quantizer.scale.item())
+
+
+class _Branchy(nn.Module):
+    """A model whose forward never calls ``unused``."""
+
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def test_a_layer_the_forward_never_reaches_is_named_and_left_uncalibrated():
+    q = prepare(_Branchy(), QuantSpec(act=QuantizerConfig(bits=8)))
+    with pytest.raises(DataError, match=r"^layer\(s\) unused never ran during calibration"):
+        calibrate(q, [torch.randn(2, 4)])
+    assert not bool(q.unused.input_quantizer.initialized)

@@ -262,14 +262,22 @@ def _float_reason(mod: nn.Module) -> str:
                 "modules; build attention from nn.Linear layers to quantize it")
     if isinstance(mod, UNSUPPORTED):
         return f"lowbit does not quantize {type(mod).__name__}"
+    if all(p.dim() < 2 for p in mod.parameters(recurse=False)):  # PReLU slopes, a scalar layer
+        return (f"{type(mod).__name__} has no weight matrix (only per-channel or scalar "
+                "parameters); lowbit keeps such parameters in float")
     return (f"{type(mod).__name__} is not a subclass of nn.Conv1d/Conv2d/Linear; lowbit "
             "quantizes only those (replace it by nn.Linear to quantize it)")
 
 
 def float_modules(model: nn.Module) -> List[Dict[str, object]]:
-    """Modules whose own parameters stay float32 although they compute like a layer
-    (embeddings, attention without nn.Linear, recurrent layers, custom dense classes), with
-    why. Conv/Linear layers (float or not) are in the layer table; norms are not listed."""
+    """Modules whose own parameters stay float32 (embeddings, attention without nn.Linear,
+    recurrent layers, custom dense classes, elementwise parameters such as PReLU slopes or the
+    scalar layer), with why. Conv/Linear layers (float or not) are in the layer table; norms
+    are not listed.
+
+    >>> [r["type"] for r in float_modules(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2)))]
+    ['Embedding']
+    """
     rows = []
     for name, mod in model.named_modules():
         if isinstance(mod, (Quantizer, Add) + _LAYER_TYPES + _NORMS):

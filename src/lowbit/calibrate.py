@@ -21,13 +21,13 @@ torch.Size([2, 4])
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Optional
+from typing import Dict, Iterable, Optional
 
 import torch
 from torch import nn
 
 from .errors import ConfigError, DataError
-from .nn.inputs import batch_inputs, run_model
+from .nn.inputs import batch_inputs, model_device, run_model
 from .nn.prepare import prepare
 from .nn.spec import QuantSpec
 from .nn.walk import act_quantizers, weight_quantizers
@@ -42,6 +42,15 @@ def _inputs(batch):
         return batch_inputs(batch)
     except ConfigError as exc:
         raise DataError(f"calibration {exc}") from None
+
+
+def _check_reached(observers: Dict[str, Observer]) -> None:
+    """A DataError naming the layers whose observers saw no data (keys ``layer`` or ``add[i]``)."""
+    never = sorted({name.split("[")[0] for name, o in observers.items() if o.lo is None})
+    if never:
+        raise DataError(f"layer(s) {', '.join(never[:8])} never ran during calibration (the "
+                        "model's forward did not call them on these batches); calibrate with "
+                        "inputs that reach them, or leave them out (QuantSpec(exclude=[...]))")
 
 
 def calibrate_weights(model: nn.Module, observer: Optional[str] = None) -> int:
@@ -78,7 +87,7 @@ def calibrate(model: nn.Module, loader: Iterable, batches: Optional[int] = None,
     for _, q in targets:
         q.enabled = False
     was_training = model.training
-    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = device or model_device(model)
     seen = 0
     try:
         model.eval()
@@ -100,11 +109,7 @@ def calibrate(model: nn.Module, loader: Iterable, batches: Optional[int] = None,
             print(file=sys.stderr)
     if seen == 0:
         raise DataError("the calibration loader yielded no batches; give it at least one batch of data")
-    never = sorted({name.split("[")[0] for name, _ in targets if observers[name].lo is None})
-    if never:
-        raise DataError(f"layer(s) {', '.join(never[:8])} never ran during calibration (the "
-                        "model's forward did not call them on these batches); calibrate with "
-                        "inputs that reach them, or leave them out (QuantSpec(exclude=[...]))")
+    _check_reached(observers)
     for name, q in targets:
         q.calibrate_from(*observers[name].compute())
 

@@ -15,12 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nn.inputs import model_device
+
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: Optional[torch.device] = None,
              channels_last: bool = False) -> Dict[str, float]:
     """{"top1": percent correct, "loss": mean cross-entropy, "n": samples} in eval mode."""
-    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = device or model_device(model)
     was_training = model.training
     model.eval()
     correct, total, loss_sum = 0, 0, 0.0

@@ -100,7 +100,13 @@ def _scalar(tp: Any, value: Any, path: str) -> Any:
 
 def drop_retired(cls: type, data: Mapping[str, Any], path: str = "") -> Dict[str, Any]:
     """``data`` without the fields ``cls.RETIRED`` names ({field: the value the code still
-    does}), so files written before a field was removed still load; another value is an error."""
+    does}), so files written before a field was removed still load; another value is an error.
+
+    >>> class Old:
+    ...     RETIRED = {"anchor": "step"}
+    >>> drop_retired(Old, {"bits": 4, "anchor": "step"})
+    {'bits': 4}
+    """
     retired = getattr(cls, "RETIRED", {})
     for key in set(data) & set(retired):
         if data[key] != retired[key]:

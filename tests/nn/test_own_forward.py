@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrizations
 
 from lowbit import QuantizerConfig, QuantSpec, calibrate, prepare
 from lowbit.fold import fold_batchnorm
@@ -145,8 +146,6 @@ def test_module_probe_and_batch_norm_folding_follow_linearity():
 
 
 def test_wrapping_refuses_before_touching_an_inplace_model():
-    from torch.nn.utils import parametrizations
-
     model = nn.Sequential(nn.Linear(4, 4), parametrizations.weight_norm(nn.Linear(4, 2)))
     with pytest.raises(Exception, match="layer '1'"):
         prepare(model, SPEC, inplace=True)

@@ -6,6 +6,7 @@ from torch import nn
 
 from lowbit import LayerOverride, QuantizerConfig, QuantSpec, calibrate, convert, fold_batchnorm, prepare
 from lowbit.errors import ConfigError
+from lowbit.models import create_model
 
 W = QuantizerConfig(kind="lsq", bits=4, granularity="channel")
 A = QuantizerConfig(kind="lsq", bits=4)
@@ -84,8 +85,6 @@ def test_int_bias_and_a_bias_quantizer_are_exclusive():
 
 
 def test_prepare_refuses_batch_norms_that_are_not_folded_yet():
-    from lowbit.models import create_model
-
     model = create_model("resnet8").eval()
     with pytest.raises(ConfigError, match="fold them first"):
         prepare(model, QuantSpec(weight=W, act=A, int_bias=True))
@@ -95,10 +94,6 @@ def test_prepare_refuses_batch_norms_that_are_not_folded_yet():
 def test_unfolded_batch_norms_are_refused_on_any_model():
     """Not only registry models: a plain conv -> BN Sequential is refused, traced when an
     example input is given, and accepted once folded."""
-    from torch import nn
-
-    from lowbit.fold import fold_batchnorm
-
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                           nn.Linear(4 * 6 * 6, 2))
     spec = QuantSpec(weight=W, act=A, int_bias=True)

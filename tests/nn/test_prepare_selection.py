@@ -120,9 +120,11 @@ def test_bad_override_values():
         LayerOverride("")
     with pytest.raises(ConfigError, match="bits must be in 1..16, got 0"):
         prepare(nn.Sequential(nn.Linear(2, 2)), QuantSpec(overrides=(LayerOverride("0", weight={"bits": 0}),)))
-    with pytest.raises(ConfigError, match="leaves in float; set the base weight/act config first"):
+    with pytest.raises(ConfigError, match="override weight: .* leaves in float; set the base weight config first"):
         prepare(nn.Sequential(nn.Linear(2, 2)),
                 QuantSpec(weight=None, overrides=(LayerOverride("0", weight={"bits": 4}),)))
+    with pytest.raises(ConfigError, match="override bias: .* leaves in float; set the base bias config first"):
+        prepare(nn.Sequential(nn.Linear(2, 2)), QuantSpec(overrides=(LayerOverride("0", bias={"bits": 8}),)))
 
 
 def test_spec_from_plain_mappings():

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from lowbit.ops import qrange
-from lowbit.errors import ConfigError
 from lowbit.quantizers import QuantizerConfig, make_quantizer
 from lowbit.quantizers.learned_range import levels_for_bits
 

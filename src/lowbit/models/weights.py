@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -39,7 +40,7 @@ def load_float_weights(model: nn.Module, path: str) -> None:
     file = resolve_path(path)
     try:
         state = load_file(str(file))
-    except Exception as exc:  # safetensors raises its own error types
+    except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from None
     if SCALAR_KEY in dict(model.named_parameters()) and SCALAR_KEY not in state:
         state[SCALAR_KEY] = model.get_parameter(SCALAR_KEY).detach().clone()

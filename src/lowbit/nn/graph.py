@@ -91,7 +91,12 @@ def fold_affine(weight: torch.Tensor, bias: Optional[torch.Tensor], mult: torch.
                 offset: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of a layer followed by ``y * mult + offset`` per output channel (a batch
     norm, :func:`bn_factors`): ``(W * mult, b * mult + offset)``, a missing bias counting as 0.
-    Weight (out, ...), bias/mult/offset (out,). Every batch-norm fold in lowbit computes this."""
+    Weight (out, ...), bias/mult/offset (out,). Every batch-norm fold in lowbit computes this.
+
+    >>> w, b = fold_affine(torch.ones(2, 3), None, torch.tensor([2.0, 0.5]), torch.tensor([1.0, 0.0]))
+    >>> w[:, 0].tolist(), b.tolist()
+    ([2.0, 0.5], [1.0, 0.0])
+    """
     w = weight * mult.reshape((-1,) + (1,) * (weight.dim() - 1)).to(weight)
     return w, fold_bias(bias, mult, offset)
 

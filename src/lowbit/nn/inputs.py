@@ -17,15 +17,12 @@ torch.Size([3, 4])
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-
-ModelInput = Union[torch.Tensor, Sequence[torch.Tensor], Mapping[str, torch.Tensor]]
-
 
 def split_inputs(inputs: Any) -> Tuple[tuple, Dict[str, Any]]:
     """(positional, keyword) arguments of a tensor, tuple/list or dict input."""
@@ -65,6 +62,11 @@ def run_model(model: nn.Module, inputs: Any, device: Optional[torch.device] = No
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters).
+
+    >>> model_device(nn.Linear(2, 2)), model_device(nn.ReLU())
+    (device(type='cpu'), device(type='cpu'))
+    """
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 

@@ -89,6 +89,7 @@ def swapped(module: nn.Module, weight: torch.Tensor, bias: Optional[torch.Tensor
 
 
 def out_axis(module: nn.Module) -> int:
+    """The output channel axis of ``module``'s output: -1 for Linear, 1 for convolutions."""
     return -1 if isinstance(module, nn.Linear) else 1
 
 

@@ -39,8 +39,6 @@ def _device_of(module: nn.Module) -> Tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-
-
 def _int_bias_applies(plan: LayerPlan) -> bool:
     """Whether the layer's bias can live on its accumulator grid (see QuantSpec.int_bias)."""
     w, a = plan.weight, plan.act

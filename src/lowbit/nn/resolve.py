@@ -122,14 +122,14 @@ def check_patterns(model: nn.Module, spec: QuantSpec, cands: List[Tuple[str, nn.
                           f"{_name_list(cand_names or all_names)}")
 
 
-def _apply(base: Optional[QuantizerConfig], change) -> Optional[QuantizerConfig]:
+def _apply(base: Optional[QuantizerConfig], change, role: str) -> Optional[QuantizerConfig]:
     if change is None:
         return base
     if change == FLOAT:
         return None
     if base is None:
-        raise ConfigError(f"override {change} changes a quantizer that the spec leaves in float; "
-                          "set the base weight/act config first")
+        raise ConfigError(f"override {role}: {change} changes a quantizer that the spec leaves in "
+                          f"float; set the base {role} config first")
     return base.replace(**change)
 
 
@@ -145,10 +145,11 @@ def plan_layers(model: nn.Module, spec: QuantSpec) -> List[LayerPlan]:
         weight, act, bias, skip, pinned = spec.weight, spec.act, spec.bias, False, set()
         for o in spec.overrides:
             if _matches(o.pattern, name, first, last, mod):
-                weight, act, skip = _apply(weight, o.weight), _apply(act, o.act), skip or o.skip
+                weight, act = _apply(weight, o.weight, "weight"), _apply(act, o.act, "act")
+                skip = skip or o.skip
                 pinned |= {role for role, change in (("weight", o.weight), ("act", o.act))
                            if isinstance(change, Mapping) and "bits" in change}
-                bias = _apply(bias, o.bias)
+                bias = _apply(bias, o.bias, "bias")
         if skip or (isinstance(mod, Add) and act is None):
             continue
         plans.append(LayerPlan(name, mod, weight, act, bias, tuple(sorted(pinned))))

@@ -2,7 +2,8 @@
 
 ``torch.compile`` of a fake-quantization loop costs seconds per graph (the first ones in a
 process 9 to 18 s with inductor's on-disk cache cold, about 2 s warm, on this project's shared
-2-core CPU; benchmarks/results.md) and saves a fraction of a millisecond per call. Two rules keep it from ever costing more than it saves:
+2-core CPU; benchmarks/results.md) and saves a fraction of a millisecond per call. Two rules
+keep it from ever costing more than it saves:
 
 * **one graph per signature, never per layer shape.** Calls arrive as canonical 1-D / 2-D
   views (:mod:`lowbit.ops.layout`) with detached tensors, and are compiled with dynamic shapes;
@@ -54,6 +55,8 @@ def set_compile_breakeven(seconds: Optional[float]) -> None:
 
 
 def breakeven_seconds() -> float:
+    """Eager seconds a signature runs before it compiles: :func:`set_compile_breakeven`, else
+    ``LOWBIT_COMPILE_BREAKEVEN``, else the mean compile time so far (30 s before the first)."""
     if _settings["breakeven"] is not None:
         return float(_settings["breakeven"])
     env = os.environ.get("LOWBIT_COMPILE_BREAKEVEN")

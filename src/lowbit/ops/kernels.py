@@ -267,22 +267,32 @@ def _needs_fused_grad(*tensors) -> bool:
             and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors))
 
 
+def _dispatch(function, name: str, keyed: tuple, consts: tuple, grad_inputs: tuple,
+              eager: Callable[[], torch.Tensor], restore) -> torch.Tensor:
+    """``function.apply(*keyed, *consts, key)`` on canonical views: compiled once the
+    signature of ``keyed`` has paid for its compile (key None), until then eagerly and timed,
+    through ``function`` (its saved-intermediate path) when fused gradients flow to
+    ``grad_inputs``, else through the plain ``eager`` op."""
+    key = decide(name, keyed, _state)
+    if key is None:
+        return restore(function.apply(*keyed, *consts, None))
+    start = time.perf_counter()  # eager until this signature has paid for its compile
+    if _needs_fused_grad(*grad_inputs):
+        y = restore(function.apply(*keyed, *consts, key))
+    else:
+        y = eager()
+    charge(key, time.perf_counter() - start)
+    return y
+
+
 def fast_clip_round(x, lower, upper, step, estimator="ste", delta=0.0, alpha=1.0) -> torch.Tensor:
     """Same contract and bit-identical result as :func:`lowbit.ops.affine.clip_round` (the
     learned-range quantizer's forward), fused when enabled."""
     if fast_kernels_enabled() and not torch.jit.is_scripting() and estimator in FUSED_ESTIMATORS:
-        xc, (lo, hi, d), restore = canonical(x, [lower, upper, step])
-        key = decide("clip_forward", (xc, lo, hi, d), _state)
-        args = (xc, lo, hi, d, estimator, float(delta), float(alpha))
-        if key is None:
-            return restore(FastClipRound.apply(*args, None))
-        start = time.perf_counter()  # eager until this signature has paid for its compile
-        if _needs_fused_grad(x, lower, upper, step):
-            y = restore(FastClipRound.apply(*args, key))
-        else:
-            y = clip_round(x, lower, upper, step, estimator, delta, alpha)
-        charge(key, time.perf_counter() - start)
-        return y
+        xc, params, restore = canonical(x, [lower, upper, step])
+        return _dispatch(FastClipRound, "clip_forward", (xc, *params),
+                         (estimator, float(delta), float(alpha)), (x, lower, upper, step),
+                         lambda: clip_round(x, lower, upper, step, estimator, delta, alpha), restore)
     return clip_round(x, lower, upper, step, estimator, delta, alpha)
 
 
@@ -292,16 +302,9 @@ def fast_fake_quantize(x, scale, zero_point, qmin, qmax, rounding="round", estim
     (and the estimator is one of :data:`FUSED_ESTIMATORS`)."""
     if fast_kernels_enabled() and not torch.jit.is_scripting() and estimator in FUSED_ESTIMATORS:
         check_rounding(rounding, estimator)
-        xc, (s, z, lo, hi), restore = canonical(x, [scale, zero_point, qmin, qmax])
-        key = decide("forward", (xc, s, z, lo, hi, rounding), _state)
-        args = (xc, s, z, lo, hi, rounding, estimator, float(delta), float(alpha))
-        if key is None:
-            return restore(FastFakeQuantize.apply(*args, None))
-        start = time.perf_counter()  # eager until this signature has paid for its compile
-        if _needs_fused_grad(x, scale, zero_point):
-            y = restore(FastFakeQuantize.apply(*args, key))
-        else:
-            y = fake_quantize(x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha)
-        charge(key, time.perf_counter() - start)
-        return y
+        xc, params, restore = canonical(x, [scale, zero_point, qmin, qmax])
+        return _dispatch(FastFakeQuantize, "forward", (xc, *params, rounding),
+                         (estimator, float(delta), float(alpha)), (x, scale, zero_point),
+                         lambda: fake_quantize(x, scale, zero_point, qmin, qmax, rounding,
+                                               estimator, delta, alpha), restore)
     return fake_quantize(x, scale, zero_point, qmin, qmax, rounding, estimator, delta, alpha)

@@ -65,24 +65,18 @@ class ScaleSlices:
     ``values`` (S, n): the tensor (with its gradient); ``codes`` (S, n): its integer codes as
     the forward pass computes them (clipped where the quantizer clips; no gradient);
     ``scale`` (S, 1): the scale used in the forward pass, differentiable with respect to the
-    quantizer's learned parameter; ``zero_point`` (S, 1): no gradient. ``bounded``: the codes
-    are clipped to a fixed bit-width (its packed size then does not follow the codes).
+    quantizer's learned parameter; ``zero_point`` (S, 1): no gradient.
     """
 
     values: torch.Tensor
     codes: torch.Tensor
     scale: torch.Tensor
     zero_point: torch.Tensor
-    rounding: str = "round"
-    bounded: bool = True
 
     @property
     def elements(self) -> int:
+        """How many values the slices hold (S * n)."""
         return self.values.numel()
-
-    def reconstruction(self) -> torch.Tensor:
-        """``(codes - z) * s`` (S, n): the quantized values, differentiable in ``s`` only."""
-        return (self.codes - self.zero_point) * self.scale
 
 
 class Quantizer(nn.Module):
@@ -284,15 +278,14 @@ class Quantizer(nn.Module):
         """
         return None
 
-    def _slices(self, x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
-                rounding: str, bounded: bool) -> ScaleSlices:
+    def _slices(self, x: torch.Tensor, scale: torch.Tensor,
+                zero_point: torch.Tensor) -> ScaleSlices:
         """ScaleSlices of ``x`` for compact ``scale``/``zero_point`` (helper for subclasses)."""
         g = self.granularity
         xv = g.view(x)
         codes = g.flat_slices(self._codes(xv.detach()).to(x.dtype))
         col = lambda t: t.reshape(-1, 1)  # noqa: E731  (S,) or () -> (S, 1)
-        return ScaleSlices(g.flat_slices(xv), codes, col(scale), col(zero_point.detach()),
-                           rounding, bounded)
+        return ScaleSlices(g.flat_slices(xv), codes, col(scale), col(zero_point.detach()))
 
     def _check_ready(self) -> None:
         if not bool(self.initialized):

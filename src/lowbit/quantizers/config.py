@@ -15,8 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Dict, Optional
 
-from ..errors import ConfigError
-from ..errors import unknown_name
+from ..errors import ConfigError, unknown_name
 from ..ops.ranges import check_bits
 from ..ops.rounding import check_estimator, check_rounding
 from ..schema import drop_retired

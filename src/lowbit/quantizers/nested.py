@@ -99,11 +99,10 @@ class NestedQuantizer(Quantizer):
         return nested_floor_quantize(xv, s, self.config.threshold, self.config.eps, qmin, qmax)
 
     def scale_slices(self, x: torch.Tensor):
-        """The learned scale per slice (see :meth:`Quantizer.scale_slices`); ``bounded`` only
-        when ``bits`` clips the codes (otherwise the packed size follows them)."""
+        """The learned scale per slice (see :meth:`Quantizer.scale_slices`)."""
         self._check_ready()
         s = self.effective_scale()
-        return self._slices(x, s, torch.zeros_like(s), "floor", bounded=self._bits is not None)
+        return self._slices(x, s, torch.zeros_like(s))
 
     def _codes(self, xv: torch.Tensor) -> torch.Tensor:
         s = self.granularity.expand(self.effective_scale(), xv)

@@ -136,11 +136,9 @@ class LSQQuantizer(UniformQuantizer):
                 self.zero_point.clamp_(qmin, qmax)
 
     def scale_slices(self, x: torch.Tensor):
-        """The learned step per slice (see :meth:`Quantizer.scale_slices`); codes clip at the
-        fixed bit-width, so the packed size does not follow them (``bounded``)."""
+        """The learned step per slice (see :meth:`Quantizer.scale_slices`)."""
         self._check_ready()
-        return self._slices(x, self.effective_scale(), self.effective_zero_point(),
-                            self.config.rounding, bounded=True)
+        return self._slices(x, self.effective_scale(), self.effective_zero_point())
 
     def effective_zero_point(self) -> torch.Tensor:
         """A learned zero point is rounded (straight-through) so values stay on the grid."""
