@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli, run_torchrun, tiny_recipe, train_killed_after, write_recipe
+from train_helpers import run_cli, run_torchrun, tiny_recipe, train_killed_after, write_recipe
 from lowbit.train import Trainer
 from lowbit.train.recipe import recipe_from_dict
 
