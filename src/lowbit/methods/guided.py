@@ -51,8 +51,8 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.modules import QuantAdd
 from ..nn.prepare import float_copy
+from ..nn.resolve import match_names, name_list
 from ..nn.walk import quant_layers
-from ..nn.resolve import match_names
 from .base import METHODS, Companion, Method, TrainContext
 
 _RESNET = ("layer3.0.conv1", "fc")
@@ -110,9 +110,8 @@ def resolve_points(model: nn.Module, patterns: Tuple[str, ...]) -> List[str]:
     for pattern in patterns:
         hits = match_names(pattern, names)
         if not hits:
-            shown = ", ".join(names[:40]) + (" ..." if len(names) > 40 else "")
             raise ConfigError(f"guided point {pattern!r} matches no quantized layer; "
-                              f"quantized layers: {shown}")
+                              f"quantized layers: {name_list(names)}")
         chosen.update(hits)
     return [n for n in names if n in chosen]
 

@@ -46,6 +46,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.modules import QuantMixin
+from ..nn.resolve import name_list
 from ..ops.scale_penalties import bins_used, deviation, inverse_scale, soft_bins
 from ..quantizers.base import Quantizer, ScaleSlices
 from .base import METHODS, Method, TrainContext
@@ -170,11 +171,11 @@ class ScalePenalty(Method):
             for p in patterns:
                 if not any(fnmatch.fnmatchcase(n, p) for n in names):
                     raise ConfigError(f"{self.name} {what} pattern {p!r} matches no quantized tensor with "
-                                      f"a learned scale; tensors: {', '.join(names[:30])}")
+                                      f"a learned scale; tensors: {name_list(names, 30)}")
         chosen = [(n, p, q) for n, p, q in learned
                   if (not cfg.targets or _match(n, cfg.targets)) and not _match(n, cfg.exclude)]
         if not chosen:
-            raise ConfigError(f"{self.name}: targets/exclude leave no tensor; tensors: {', '.join(names[:30])}")
+            raise ConfigError(f"{self.name}: targets/exclude leave no tensor; tensors: {name_list(names, 30)}")
         self.tensors = [ScaledTensor(n, p, q) for n, p, q in chosen]
         self._model_id = id(model)
         return self.tensors
