@@ -30,7 +30,8 @@ Points are module-name patterns over the quantized layers (globs, ``re:<regex>``
 the last two fully-connected layers of AlexNet): for the bundled ResNets the inputs of the
 last stage's first conv (the output of the stage before it) and of ``fc`` (the last stage's
 pooled output); for other bundled models the inputs of their last two feature stages or
-classifier layers; for any other model, the inputs of its last two quantized Conv/Linear layers.
+classifier layers (the two-layer MLP: its last layer's); for any other model, the inputs of
+its last two quantized Conv/Linear layers.
 
 >>> GuidedConfig(lam=-1)
 Traceback (most recent call last):
