@@ -153,7 +153,6 @@ class ScalePenalty(Method):
         self.coef = float(config.coef)
         self.tensors: List[ScaledTensor] = []
         self._model_id: Optional[int] = None
-        self.last: Optional[float] = None
 
     def names(self) -> List[str]:
         return [t.name for t in self.tensors]
@@ -221,8 +220,7 @@ class ScalePenalty(Method):
         if self.coef == 0:
             return None
         term = self(None)
-        self.last = float(term.detach())
-        ctx.log[self.name] = self.last
+        ctx.log[self.name] = float(term.detach())
         return term
 
     def report(self, ctx: TrainContext) -> Dict[str, Any]:
@@ -233,7 +231,7 @@ class ScalePenalty(Method):
                 bins = bins_used(sl.codes)
                 per[t.name] = {"slices": int(bins.numel()), "bins_mean": float(bins.float().mean()),
                                "bins_max": int(bins.max()), "value": float(self.tensor_value(sl))}
-        return {"coef": self.coef, "config": {k: v for k, v in vars(self.config).items()},
+        return {"coef": self.coef, "config": dict(vars(self.config)),
                 "tensors": per}
 
 
