@@ -34,6 +34,9 @@ from torch import nn
 
 from lowbit import QuantizerConfig, QuantSpec, account, ptq
 from lowbit.data import BatchLoader, eval_augment, load_split, train_augment
+from lowbit.export import IntegerExecutor
+from lowbit.export.commands import export_target
+from lowbit.train import Trainer, recipe_from_dict
 
 W4A4 = {"weight": {"kind": "lsq", "bits": 4, "granularity": "channel", "observer": "mse"},
         "act": {"kind": "lsq", "bits": 4, "observer": "percentile", "percentile": 99.99},
@@ -55,6 +58,7 @@ class Logits(nn.Module):
 def build(num_classes: int = 10, image_size: int = 32, depth_multiplier: float = 0.35,
           weights: str = "") -> nn.Module:
     """The model factory a recipe names (``pretrained_mobilenet:build``)."""
+    # optional (the examples extra): imported here so that --help works without it
     from transformers import MobileNetV2Config, MobileNetV2ForImageClassification
 
     if weights:
@@ -146,8 +150,6 @@ def main(argv=None) -> dict:
               "phases": [{"name": "qat", "epochs": a.qat_epochs}], "log_every": 50}
     (a.out / "qat.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     print(f"QAT: lowbit train {a.out / 'qat.yaml'} --allow-import --out {a.out / 'qat'}", flush=True)
-    from lowbit.train import Trainer, recipe_from_dict
-
     trainer = Trainer(recipe_from_dict(recipe), a.out / "qat", verbose=not a.tiny, allow_import=True)
     metrics = trainer.run()
     summary["qat_w4a4_top1"] = metrics["top1"]
@@ -155,16 +157,13 @@ def main(argv=None) -> dict:
           f"({metrics['compression']:.1f}x smaller than float32)", flush=True)
 
     # 4. export the run: packed file (integer executor) and ONNX (onnxruntime) ---------------
-    from lowbit.export import IntegerExecutor
-    from lowbit.export.commands import export_target
-
     for fmt in ("packed", "onnx"):
         s = export_target(a.out / "qat", fmt, a.out / f"model.{fmt}", allow_import=True)
         print(f"export: {s['path']} ({s['file_bytes']:,} bytes)", flush=True)
     fake = predict(trainer.model, test_loader)
     integer = predict(IntegerExecutor(str(a.out / "model.packed"), allow_import=True), test_loader)
     summary["integer_agreement"] = top1(integer, fake.argmax(1))
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional: the onnx extra
 
     sess = ort.InferenceSession(str(a.out / "model.onnx"), providers=["CPUExecutionProvider"])
     onnx_logits = torch.cat([torch.from_numpy(sess.run(None, {"input": x.numpy()})[0])

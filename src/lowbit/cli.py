@@ -77,8 +77,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def _add_allow_import(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--allow-import", action="store_true",
-                   help=f"let {what} import code of your Python environment (a recipe's "
-                        "model.factory, a packed file's own model class); off by default")
+                   help=f"let {what} import code of your Python environment; off by default")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="replace the run in OUT once the new one has trained its first epoch")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    _add_allow_import(p, "the recipe")
+    _add_allow_import(p, "the recipe's model.factory")
     _add_data_dir(p)
 
     p = mk("eval", "evaluate a trained run or an exported file on its test set")
@@ -110,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, help="evaluate the first N test images only")
     p.add_argument("--executor", default="integer", choices=["integer", "fake_quant", "both"],
                    help="how to run a packed file (default: integer)")
-    _add_allow_import(p, "the run or file")
+    _add_allow_import(p, "the run's model.factory or the file's own model class")
     _add_data_dir(p)
 
     p = mk("export", "export a trained run (or a packed file) as packed, ONNX or QONNX")
@@ -127,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
                         "Clip; onnxruntime cannot run 4-bit Q/DQ next to MaxPool)")
     p.add_argument("--int32-bias", action="store_true",
                    help="int32 biases (integer-runtime form; rounds biases, see docs/export.md)")
-    _add_allow_import(p, "the run or file")
+    _add_allow_import(p, "the run's model.factory or the file's own model class")
     _add_data_dir(p)
 
     p = mk("sweep", "train recipes over a grid or a search space (Optuna) and seeds; mean +- "
@@ -146,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", dest="objectives", action="append", metavar="NAME",
                    help="top1, size, or NAME:min/NAME:max from metrics.json (default: top1 and size)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    _add_allow_import(p, "the recipe")
+    _add_allow_import(p, "the recipe's model.factory")
     _add_data_dir(p)
 
     mk("models", "list the registered models with their parameter counts")

@@ -11,8 +11,11 @@ from torch import nn
 from lowbit import LayerOverride, QuantizerConfig, QuantSpec, prepare
 from lowbit.errors import ConfigError
 from lowbit.methods import METHODS, TrainContext
-from lowbit.methods.guided import Guided, GuidedConfig, default_points, guidance_loss
+from lowbit.methods.guided import (DEFAULT_POINTS, Guided, GuidedConfig, default_points, guidance_loss,
+                                   resolve_points)
 from lowbit.models import create_model, list_models
+from lowbit.nn.control import quantizers_disabled
+from lowbit.train.recipe import recipe_from_dict
 
 SPEC = QuantSpec(weight=QuantizerConfig(kind="dorefa", bits=2), act=QuantizerConfig(kind="dorefa", bits=2),
                  overrides=(LayerOverride("@first", act="float"),))
@@ -99,11 +102,8 @@ def test_twin_starts_as_the_float_model_and_defaults_follow_the_paper():
     g.setup(TrainContext(model=q))
     assert g.points == ["layer3.0.conv1", "fc"]  # outputs of the last two residual stages
     x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        from lowbit.nn.control import quantizers_disabled
-
-        with quantizers_disabled(q):
-            assert torch.equal(g.twin.eval()(x), q.eval()(x))
+    with torch.no_grad(), quantizers_disabled(q):
+        assert torch.equal(g.twin.eval()(x), q.eval()(x))
     assert default_points(prepare(create_model("cnn"), SPEC)) == ("classifier.0", "classifier.3")
     assert default_points(_tiny()) == ("2", "4")  # any other model: its last two layers
 
@@ -117,16 +117,12 @@ def test_guided_errors_name_the_problem():
                                           "low-bit model's \\[2, 6\\]"):
         guidance_loss([("fc", torch.zeros(2, 5), torch.zeros(2, 6))])
     with pytest.raises(ConfigError, match="optim.momentun"):
-        from lowbit.train.recipe import recipe_from_dict
-
         recipe_from_dict({"model": {"name": "mlp"}, "data": {"dataset": "mnist"}, "quant": {},
                           "methods": [{"name": "guided", "args": {"optim": {"momentun": 0.5}}}]})
 
 
 @pytest.mark.parametrize("name", sorted(m["name"] for m in list_models()))
 def test_every_bundled_model_has_default_points_that_resolve(name):
-    from lowbit.methods.guided import DEFAULT_POINTS, resolve_points
-
     q = prepare(create_model(name))
     assert name in DEFAULT_POINTS
     assert len(resolve_points(q, default_points(q))) == len(DEFAULT_POINTS[name])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import run_cli, tiny_recipe, write_recipe
+from train_helpers import run_cli, tiny_recipe, write_recipe
 
 
 @pytest.mark.parametrize("command", ["train", "eval", "models", "recipes", "report"])

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import run_cli, run_torchrun, tiny_recipe, write_recipe
+from train_helpers import run_cli, run_torchrun, tiny_recipe, write_recipe
 
 
 def test_two_processes_match_one(tmp_path):

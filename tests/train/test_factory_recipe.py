@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import write_recipe
+from train_helpers import write_recipe
 from safetensors.torch import save_file
 
 from lowbit.cli import main

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, tiny_recipe, write_recipe
+from train_helpers import REPO, tiny_recipe, write_recipe
 from lowbit.cli import main
 
 LOCK_NAME, ASIDE_NAME = ".lowbit.lock", ".lowbit-replaced"

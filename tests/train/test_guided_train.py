@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli, run_torchrun, tiny_recipe, train_killed_after, write_recipe
+from train_helpers import run_cli, run_torchrun, tiny_recipe, train_killed_after, write_recipe
+from lowbit.export import load_packed
 from lowbit.train import Trainer
 from lowbit.train.recipe import recipe_from_dict
 
@@ -44,8 +45,6 @@ def test_resume_after_kill_matches_uninterrupted_with_a_twin(tmp_path):
     # the export is the low-bit model alone
     r = run_cli("export", full, "--format", "packed", "--out", tmp_path / "m.lowbit")
     assert r.returncode == 0, r.stderr
-    from lowbit.export import load_packed
-
     ex = load_packed(tmp_path / "m.lowbit")
     assert not any("twin" in k for k in ex.quantized.float_state)
     assert list(ex.quantized.layers) == ["fc1", "fc2"]

@@ -8,7 +8,7 @@ from lowbit.errors import ConfigError
 from lowbit.train.recipe import (Recipe, bundled_recipes_dir, load_recipe, recipe_from_dict,
                                  resolve_recipe_path)
 
-from conftest import tiny_recipe
+from train_helpers import tiny_recipe
 
 
 def test_tiny_recipe_builds_frozen_dataclasses():

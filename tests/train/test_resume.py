@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from conftest import run_cli, tiny_recipe, train_killed_after, write_recipe
+from train_helpers import run_cli, tiny_recipe, train_killed_after, write_recipe
 
 
 def _weights(path):

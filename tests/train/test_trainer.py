@@ -10,7 +10,7 @@ from lowbit.nn.walk import act_quantizers, weight_quantizers
 from lowbit.train import Trainer, recipe_from_dict
 from lowbit.train.restore import load_run
 
-from conftest import tiny_recipe
+from train_helpers import tiny_recipe
 
 REQUIRED = {"top1", "weight_bits_total", "act_bits_total", "size_bytes_packed", "epochs", "seconds"}
 

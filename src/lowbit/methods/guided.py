@@ -30,7 +30,8 @@ Points are module-name patterns over the quantized layers (globs, ``re:<regex>``
 the last two fully-connected layers of AlexNet): for the bundled ResNets the inputs of the
 last stage's first conv (the output of the stage before it) and of ``fc`` (the last stage's
 pooled output); for other bundled models the inputs of their last two feature stages or
-classifier layers; for any other model, the inputs of its last two quantized Conv/Linear layers.
+classifier layers (the two-layer MLP: its last layer's); for any other model, the inputs of
+its last two quantized Conv/Linear layers.
 
 >>> GuidedConfig(lam=-1)
 Traceback (most recent call last):
@@ -51,8 +52,8 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.modules import QuantAdd
 from ..nn.prepare import float_copy
+from ..nn.resolve import match_names, name_list
 from ..nn.walk import quant_layers
-from ..nn.resolve import match_names
 from .base import METHODS, Companion, Method, TrainContext
 
 _RESNET = ("layer3.0.conv1", "fc")
@@ -110,9 +111,8 @@ def resolve_points(model: nn.Module, patterns: Tuple[str, ...]) -> List[str]:
     for pattern in patterns:
         hits = match_names(pattern, names)
         if not hits:
-            shown = ", ".join(names[:40]) + (" ..." if len(names) > 40 else "")
             raise ConfigError(f"guided point {pattern!r} matches no quantized layer; "
-                              f"quantized layers: {shown}")
+                              f"quantized layers: {name_list(names)}")
         chosen.update(hits)
     return [n for n in names if n in chosen]
 

@@ -46,6 +46,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.modules import QuantMixin
+from ..nn.resolve import name_list
 from ..ops.scale_penalties import bins_used, deviation, inverse_scale, soft_bins
 from ..quantizers.base import Quantizer, ScaleSlices
 from .base import METHODS, Method, TrainContext
@@ -152,7 +153,6 @@ class ScalePenalty(Method):
         self.coef = float(config.coef)
         self.tensors: List[ScaledTensor] = []
         self._model_id: Optional[int] = None
-        self.last: Optional[float] = None
 
     def names(self) -> List[str]:
         return [t.name for t in self.tensors]
@@ -170,11 +170,11 @@ class ScalePenalty(Method):
             for p in patterns:
                 if not any(fnmatch.fnmatchcase(n, p) for n in names):
                     raise ConfigError(f"{self.name} {what} pattern {p!r} matches no quantized tensor with "
-                                      f"a learned scale; tensors: {', '.join(names[:30])}")
+                                      f"a learned scale; tensors: {name_list(names, 30)}")
         chosen = [(n, p, q) for n, p, q in learned
                   if (not cfg.targets or _match(n, cfg.targets)) and not _match(n, cfg.exclude)]
         if not chosen:
-            raise ConfigError(f"{self.name}: targets/exclude leave no tensor; tensors: {', '.join(names[:30])}")
+            raise ConfigError(f"{self.name}: targets/exclude leave no tensor; tensors: {name_list(names, 30)}")
         self.tensors = [ScaledTensor(n, p, q) for n, p, q in chosen]
         self._model_id = id(model)
         return self.tensors
@@ -220,8 +220,7 @@ class ScalePenalty(Method):
         if self.coef == 0:
             return None
         term = self(None)
-        self.last = float(term.detach())
-        ctx.log[self.name] = self.last
+        ctx.log[self.name] = float(term.detach())
         return term
 
     def report(self, ctx: TrainContext) -> Dict[str, Any]:
@@ -232,7 +231,7 @@ class ScalePenalty(Method):
                 bins = bins_used(sl.codes)
                 per[t.name] = {"slices": int(bins.numel()), "bins_mean": float(bins.float().mean()),
                                "bins_max": int(bins.max()), "value": float(self.tensor_value(sl))}
-        return {"coef": self.coef, "config": {k: v for k, v in vars(self.config).items()},
+        return {"coef": self.coef, "config": dict(vars(self.config)),
                 "tensors": per}
 
 

@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..fold import fold_batchnorm
 from ..nn.control import set_quant_state
 from ..nn.modules import QuantMixin
+from ..nn.resolve import name_list
 from ..quantizers import QuantizerConfig, make_quantizer
 from ..quantizers.base import Quantizer
 from .base import METHODS, Method, TrainContext
@@ -221,8 +222,8 @@ def _check_matches(patterns, names: List[str], chosen: Optional[List[str]], what
     pool = chosen if chosen is not None else names
     for p in patterns:
         if not any(fnmatch.fnmatchcase(n, p) for n in pool):
-            shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
-            raise ConfigError(f"qgt {what} pattern {p!r} matches no parameter; parameters: {shown}")
+            raise ConfigError(f"qgt {what} pattern {p!r} matches no parameter; parameters: "
+                              f"{name_list(names, 30)}")
 
 
 METHODS.register("qgt")(QGT)

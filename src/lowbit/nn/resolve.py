@@ -93,7 +93,12 @@ def candidates(model: nn.Module, spec: QuantSpec) -> List[Tuple[str, nn.Module]]
     return found
 
 
-def _name_list(names: List[str], limit: int = 40) -> str:
+def name_list(names: List[str], limit: int = 40) -> str:
+    """``names`` for an error message: the first ``limit``, then how many more.
+
+    >>> name_list(["a", "b", "c"], limit=2)
+    'a, b, ... (1 more)'
+    """
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
@@ -117,9 +122,9 @@ def check_patterns(model: nn.Module, spec: QuantSpec, cands: List[Tuple[str, nn.
             raise ConfigError(
                 f"pattern {pattern!r} matches {other[0]!r} ({type(mod).__name__}), which lowbit "
                 f"cannot quantize with layers={list(spec.layers)}{why}; quantizable layers: "
-                f"{_name_list(cand_names)}")
+                f"{name_list(cand_names)}")
         raise ConfigError(f"pattern {pattern!r} matches no layer; layers that exist: "
-                          f"{_name_list(cand_names or all_names)}")
+                          f"{name_list(cand_names or all_names)}")
 
 
 def _apply(base: Optional[QuantizerConfig], change, role: str) -> Optional[QuantizerConfig]:

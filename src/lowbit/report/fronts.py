@@ -2,12 +2,13 @@
 
 Rows are dicts with at least ``top1`` and a size field (``size_bytes_packed`` by default: the
 packed weights and biases with their scales, what the thesis of Chinbat 2025 plots); a
-sweep's ``sweep.json`` rows qualify. Two questions a results table answers:
+sweep's ``sweep.json`` rows qualify. The questions a results table answers:
 
 * :func:`front_vs_reference`: for every reference point (say uniform PTQ at b bits), the most
   accurate row that is no larger, and the gap;
-* :func:`best_within`: the most accurate row no larger than a size, optionally within
-  ``tolerance`` points of a float model.
+* :func:`best_within`: the most accurate row no larger than a size;
+* :func:`smallest_within_tolerance`: the smallest row within ``tolerance`` points of a float
+  model.
 
 >>> ref = [{"top1": 90.0, "size_bytes_packed": 100}, {"top1": 97.0, "size_bytes_packed": 200}]
 >>> rows = [{"top1": 95.0, "size_bytes_packed": 80}, {"top1": 96.5, "size_bytes_packed": 150}]

@@ -14,7 +14,8 @@ Schema ``lowbit.report/1`` (documented in docs/report.md)::
     float_modules                        modules whose parameters stay float32 (embeddings,
                                          attention without nn.Linear, norms, custom dense
                                          classes, ...): name, type, params, reason
-    history                              one row per epoch: phase, epoch, step, top1, test_loss
+    history                              one row per epoch: phase, epoch, step, top1, test_loss,
+                                         seconds (and what methods add, e.g. swa_top1, twin_top1)
     methods                              {method name: its own section}
 """
 
