@@ -42,6 +42,12 @@ class Registry:
 
         return deco
 
+    def unregister(self, name: str) -> Any:
+        """Remove ``name`` (e.g. a plugin's entry in a test) and return what it held."""
+        self.get(name)
+        self._meta.pop(name)
+        return self._items.pop(name)
+
     def get(self, name: str) -> Any:
         """Return the object registered as ``name``; unknown names list the valid ones."""
         try:

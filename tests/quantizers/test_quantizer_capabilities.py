@@ -39,3 +39,33 @@ def test_floor_rounding_comes_from_the_config_too():
 def test_learned_range_min_bits_follows_bits_min():
     q = make_quantizer(QuantizerConfig(kind="learned_range", bits=4, bits_min=3), "weight", (4, 3))
     assert q.min_bits() == 3
+
+
+class _HalfStepLSQ(QUANTIZERS.get("lsq")):
+    """A user's quantizer kind: LSQ that refuses odd bit-widths (its own config check)."""
+
+    @classmethod
+    def check_config(cls, config):
+        if config.bits % 2:
+            raise lowbit.errors.ConfigError(f"half_step_lsq needs an even bits, got {config.bits}")
+
+
+@pytest.fixture
+def user_kind():
+    QUANTIZERS.register("half_step_lsq")(_HalfStepLSQ)
+    yield "half_step_lsq"
+    QUANTIZERS.unregister("half_step_lsq")
+
+
+def test_a_kind_a_user_registers_is_configured_and_checked_by_its_own_class(user_kind):
+    """Registering the class is all it takes: the config accepts the kind, runs the class's own
+    check, and make_quantizer builds it."""
+    q = make_quantizer(QuantizerConfig(kind=user_kind, bits=4), "weight", (4, 3))
+    assert isinstance(q, _HalfStepLSQ) and q.bits == 4
+    with pytest.raises(lowbit.errors.ConfigError, match="even bits, got 3"):
+        QuantizerConfig(kind=user_kind, bits=3)
+
+
+def test_an_unregistered_kind_is_refused_again():
+    with pytest.raises(lowbit.errors.ConfigError, match="unknown quantizer kind 'half_step_lsq'"):
+        QuantizerConfig(kind="half_step_lsq", bits=4)

@@ -17,23 +17,21 @@ log2           non-uniform powers of two
 
 from typing import Optional, Sequence
 
-from ..registry import Registry
 from .base import QParams, Quantizer, affine_from_range, dequantize_codes
-from .config import KIND_CHECKS, QuantizerConfig
+from .config import QuantizerConfig
 from .dorefa import DoReFaQuantizer
 from .granularity import Granularity
+from .kinds import QUANTIZERS
 from .learned_range import LearnedRangeQuantizer
 from .log2 import Log2Quantizer
 from .nested import NestedQuantizer
 from .observers import Observer
 from .uniform import LSQQuantizer, Pow2Quantizer, UniformQuantizer
 
-QUANTIZERS = Registry("quantizer")
 for _name, _cls in [("uniform", UniformQuantizer), ("lsq", LSQQuantizer),
                     ("learned_range", LearnedRangeQuantizer), ("nested", NestedQuantizer),
                     ("dorefa", DoReFaQuantizer), ("pow2", Pow2Quantizer), ("log2", Log2Quantizer)]:
     QUANTIZERS.register(_name)(_cls)
-    KIND_CHECKS[_name] = _cls.check_config
 
 
 def make_quantizer(config: QuantizerConfig, role: str = "weight",

@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Optional
+from typing import Any, ClassVar, Dict, Optional
 
 from ..errors import ConfigError, unknown_name
 from ..ops.ranges import check_bits
 from ..ops.rounding import check_estimator, check_rounding
 from ..schema import drop_retired
+from .kinds import QUANTIZERS
 
 GRANULARITIES = ("tensor", "channel", "group")
 # Chinbat names the granularities scalar / row / column / channel (torch layout (out, in, ...))
@@ -26,9 +27,6 @@ GRANULARITY_ALIASES = {"scalar": ("tensor", 0), "per_tensor": ("tensor", 0),
                        "row": ("channel", 0), "per_channel": ("channel", 0),
                        "column": ("channel", 1), "per_group": ("group", 0)}
 OBSERVERS = ("minmax", "percentile", "gaussian", "mse")
-# kind -> its quantizer class's check of a config (Quantizer.check_config); lowbit.quantizers
-# fills it from the quantizer registry, so each kind validates the fields it reads
-KIND_CHECKS: Dict[str, Callable[["QuantizerConfig"], None]] = {}
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class QuantizerConfig:
     signed: None = weights signed, activations decided at calibration from the data.
     symmetric: zero-point 0 (True) or a zero-point covering [min, max] (False).
     granularity: tensor | channel (along ``axis``) | group (``group_size`` along the fan-in);
-      the seed-003 names scalar, row (axis 0), column (axis 1) are accepted.
+      Chinbat's names scalar, row (axis 0), column (axis 1) are accepted.
     estimator/grad_delta/grad_alpha: gradient of the rounding (ste, pbgs, ewgs, acos, tanh,
       invtanh; Schaefer et al., section 3.2).
     observer: calibration rule (minmax, percentile, gaussian, mse) with ``percentile`` and
@@ -86,15 +84,15 @@ class QuantizerConfig:
     scale_grad: str = "ratio"
 
     def __post_init__(self):
-        if self.kind not in KIND_CHECKS:
-            raise unknown_name("quantizer kind", self.kind, KIND_CHECKS)
+        if self.kind not in QUANTIZERS:
+            raise unknown_name("quantizer kind", self.kind, QUANTIZERS.names())
         self._normalize_granularity()
         if not (self.kind == "nested" and self.bits is None):
             check_bits(self.bits)
         check_rounding(self.rounding, self.estimator)
         check_estimator(self.estimator, self.grad_delta, self.grad_alpha)
         self._check_observer()
-        KIND_CHECKS[self.kind](self)
+        QUANTIZERS.get(self.kind).check_config(self)  # each kind checks the fields it reads
 
     def _normalize_granularity(self):
         gran = self.granularity
