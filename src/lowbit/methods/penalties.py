@@ -36,7 +36,6 @@ In your own loop (a plain tensor):
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Tuple
@@ -50,6 +49,7 @@ from ..nn.resolve import name_list
 from ..ops.scale_penalties import bins_used, deviation, inverse_scale, soft_bins
 from ..quantizers.base import Quantizer, ScaleSlices
 from .base import METHODS, Method, TrainContext
+from .select import pick
 
 NORMALIZE = ("range", "none")
 
@@ -61,8 +61,9 @@ def _check_coef(name: str, coef: Any) -> None:
 
 @dataclass(frozen=True)
 class PenaltyConfig:
-    """coef: the term's weight (>= 0). targets / exclude: globs on tensor names (``fc1.weight``,
-    ``*.bias``); by default every quantized weight and bias whose quantizer learns a scale."""
+    """coef: the term's weight (>= 0). targets / exclude: patterns on tensor names (``fc1.weight``,
+    ``*.bias``, ``re:...``, ``@first``/``@last``; :mod:`lowbit.methods.select`); by default every
+    quantized weight and bias whose quantizer learns a scale."""
 
     coef: float = 1e-3
     targets: Tuple[str, ...] = ()
@@ -139,10 +140,6 @@ def scaled_tensors(model: nn.Module) -> List[Tuple[str, nn.Parameter, Quantizer]
     return out
 
 
-def _match(name: str, patterns) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
 class ScalePenalty(Method):
     """Shared machinery: resolve the tensors, weight per-tensor values, coefficient per phase."""
 
@@ -166,13 +163,10 @@ class ScalePenalty(Method):
             raise ConfigError(f"{self.name}: no quantized weight or bias has a learned scale; quantizers "
                               f"here: {', '.join(kinds)}; use kind nested or lsq")
         names = [n for n, _, _ in learned]
-        for what, patterns in (("targets", cfg.targets), ("exclude", cfg.exclude)):
-            for p in patterns:
-                if not any(fnmatch.fnmatchcase(n, p) for n in names):
-                    raise ConfigError(f"{self.name} {what} pattern {p!r} matches no quantized tensor with "
-                                      f"a learned scale; tensors: {name_list(names, 30)}")
-        chosen = [(n, p, q) for n, p, q in learned
-                  if (not cfg.targets or _match(n, cfg.targets)) and not _match(n, cfg.exclude)]
+        noun = "quantized tensor with a learned scale"
+        wanted = pick(names, cfg.targets, f"{self.name} targets", noun) if cfg.targets else names
+        dropped = pick(wanted, cfg.exclude, f"{self.name} exclude", noun)
+        chosen = [(n, p, q) for n, p, q in learned if n in wanted and n not in dropped]
         if not chosen:
             raise ConfigError(f"{self.name}: targets/exclude leave no tensor; tensors: {name_list(names, 30)}")
         self.tensors = [ScaledTensor(n, p, q) for n, p, q in chosen]

@@ -21,7 +21,6 @@ Use it in your own loop:
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -34,11 +33,11 @@ from ..errors import ConfigError
 from ..fold import fold_batchnorm
 from ..nn.control import set_quant_state
 from ..nn.modules import QuantMixin
-from ..nn.resolve import name_list
 from ..quantizers import QuantizerConfig, make_quantizer
 from ..quantizers.base import Quantizer
 from .base import METHODS, Method, TrainContext
 from .qgt_report import qgt_report
+from .select import per_name, pick
 
 # quantizers whose dequantized output approximates w with a scale that follows from w itself
 TARGET_KINDS = ("uniform", "lsq", "pow2", "log2", "learned_range")
@@ -46,11 +45,11 @@ TARGET_KINDS = ("uniform", "lsq", "pow2", "log2", "learned_range")
 
 @dataclass(frozen=True)
 class QGTConfig:
-    """lam: global lambda; layer_lams / layer_bits: {parameter-name glob: value}, later wins.
+    """lam: global lambda; layer_lams / layer_bits: {parameter-name pattern: value}, later wins.
 
     quantizer: QuantizerConfig fields of Q (None: each layer's own weight-quantizer config
     from the recipe's quant spec, per-layer overrides included). targets / exclude: parameter
-    name globs (default: the weights of Conv/Linear layers; biases and batch norm excluded).
+    name patterns (globs, ``re:...``, ``@first``/``@last``: :mod:`lowbit.methods.select`; default: the weights of Conv/Linear layers; biases and batch norm excluded).
     fold_bn: fold batch norm before quantizing at the end (the paper's setting).
     """
 
@@ -88,10 +87,6 @@ class Target:
     lam: float
 
 
-def _match(name: str, patterns) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
 def _default_params(model: nn.Module) -> List[Tuple[str, nn.Parameter, Optional[QuantizerConfig]]]:
     """Conv/Linear weights with the layer's own weight-quantizer config (if prepared)."""
     out = []
@@ -121,38 +116,34 @@ class QGT(Method):
         cfg = self.config
         if cfg.targets:
             named = dict(model.named_parameters())
-            chosen = [(n, p, None) for n, p in named.items() if _match(n, cfg.targets)]
-            _check_matches(cfg.targets, list(named), [n for n, _, _ in chosen], "targets")
+            chosen = [(n, named[n], None) for n in pick(list(named), cfg.targets, "qgt targets", "parameter")]
         else:
             chosen = _default_params(model)
-        if cfg.exclude:
-            _check_matches(cfg.exclude, [n for n, _, _ in chosen], None, "exclude")
-            chosen = [c for c in chosen if not _match(c[0], cfg.exclude)]
-        _check_matches(tuple(cfg.layer_lams) + tuple(cfg.layer_bits), [n for n, _, _ in chosen],
-                       None, "layer_lams/layer_bits")
-        self.targets = [self._target(n, p, own) for n, p, own in chosen]
+        dropped = pick([n for n, _, _ in chosen], cfg.exclude, "qgt exclude", "parameter")
+        chosen = [c for c in chosen if c[0] not in dropped]
+        names = [n for n, _, _ in chosen]
+        lams = per_name(names, cfg.layer_lams, "qgt layer_lams", "parameter")
+        bits = per_name(names, cfg.layer_bits, "qgt layer_bits", "parameter")
+        self.targets = [self._target(n, p, own, lams.get(n, cfg.lam), bits.get(n)) for n, p, own in chosen]
         if not self.targets:
             raise ConfigError("qgt has no target parameters: every layer is excluded or left in float")
         self._model_id = id(model)
         return self.targets
 
-    def _target(self, name: str, param: nn.Parameter, own: Optional[QuantizerConfig]) -> Target:
+    def _target(self, name: str, param: nn.Parameter, own: Optional[QuantizerConfig], lam: float,
+                bits: Optional[int]) -> Target:
         cfg = self.config
         qcfg = QuantizerConfig.from_dict(dict(cfg.quantizer)) if cfg.quantizer is not None else own
         if qcfg is None:
             raise ConfigError(f"qgt: parameter {name!r} has no quantizer; set methods.qgt.quantizer "
                               "(e.g. {kind: uniform, bits: 4, symmetric: false, granularity: channel})")
         _check_target_kind(qcfg)
-        lam = cfg.lam
-        for pattern, value in cfg.layer_lams.items():
-            lam = float(value) if fnmatch.fnmatchcase(name, pattern) else lam
-        for pattern, bits in cfg.layer_bits.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                qcfg = qcfg.replace(bits=int(bits))
+        if bits is not None:
+            qcfg = qcfg.replace(bits=int(bits))
         if qcfg.granularity == "channel" and param.dim() < 2:
             qcfg = qcfg.replace(granularity="tensor")
         q = make_quantizer(qcfg, "weight", param.shape, name=name).to(param.device)
-        return Target(name, param, q, lam)
+        return Target(name, param, q, float(lam))
 
     # ----- the regularizer -------------------------------------------------------------------
     @torch.no_grad()
@@ -216,14 +207,6 @@ class QGT(Method):
 
     def report(self, ctx: TrainContext) -> Dict[str, Any]:
         return qgt_report(self, ctx)
-
-
-def _check_matches(patterns, names: List[str], chosen: Optional[List[str]], what: str) -> None:
-    pool = chosen if chosen is not None else names
-    for p in patterns:
-        if not any(fnmatch.fnmatchcase(n, p) for n in pool):
-            raise ConfigError(f"qgt {what} pattern {p!r} matches no parameter; parameters: "
-                              f"{name_list(names, 30)}")
 
 
 METHODS.register("qgt")(QGT)
