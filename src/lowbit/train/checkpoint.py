@@ -9,13 +9,14 @@ temporary file in the same folder, flushed and renamed over the old one, so a cr
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, LowbitError
 from ..files import atomic_path
 
 FORMAT = "lowbit.checkpoint/1"
@@ -55,6 +56,32 @@ def load_checkpoint(path: Path, required: Sequence[str] = ()) -> Dict[str, Any]:
         raise CheckpointError(f"{path} is damaged: it has no {', '.join(missing)} entry; train "
                               "again with --force, or restore it from a backup")
     return state
+
+
+# what torch and the restoring code raise on an entry of the wrong type, keys or shape
+ENTRY_DAMAGE = (TypeError, KeyError, ValueError, AttributeError, IndexError, RuntimeError)
+
+
+@contextmanager
+def restoring(path: Path, entry: str) -> Iterator[None]:
+    """Restore one entry of a checkpoint; an entry of the wrong type, keys or shape becomes one
+    line naming it (a :class:`CheckpointError`) instead of a traceback from inside torch.
+
+    >>> try:
+    ...     with restoring(Path("run/checkpoint.pt"), "rng"):
+    ...         set_rng_state({"torch": "not a tensor"})
+    ... except CheckpointError as exc:
+    ...     print(str(exc).split(";")[0])
+    run/checkpoint.pt is damaged: its 'rng' entry cannot be restored (TypeError: expected a torch.ByteTensor, but got str)
+    """
+    try:
+        yield
+    except LowbitError:
+        raise  # already one line (LowbitError is a ValueError: let it through unchanged)
+    except ENTRY_DAMAGE as exc:
+        raise CheckpointError(f"{path} is damaged: its {entry!r} entry cannot be restored "
+                              f"({type(exc).__name__}: {_reason(exc)}); train again with --force, "
+                              "or restore it from a backup") from None
 
 
 def _reason(exc: Exception) -> str:

@@ -32,15 +32,15 @@ from ..methods import TrainContext
 from ..models.user import check_import_allowed
 from ..nn.control import project_quantizers, set_quant_state
 from .build import build_data, build_float_model, build_methods, example_input, quantize_model
-from .checkpoint import (RUN_KEYS, load_checkpoint, rng_state, save_checkpoint, seed_everything,
-                         set_rng_state)
+from .checkpoint import (ENTRY_DAMAGE, RUN_KEYS, load_checkpoint, restoring, rng_state, save_checkpoint,
+                         seed_everything, set_rng_state)
 from .companions import Companions
 from .distributed import barrier, init_distributed
 from .folder import RunFolder
 from .optim import build_optimizer, set_lr
 from .outputs import finish_run
 from .progress import Progress
-from .recipe import PhaseConfig, Recipe
+from .recipe import PhaseConfig, Recipe, recipe_from_dict
 from .schedule import lr_at
 
 CHECKPOINT = "checkpoint.pt"
@@ -61,6 +61,32 @@ class RunState:
     train_images: int = 0
     top1_fp32: Optional[float] = None
     history: List[Dict[str, Any]] = field(default_factory=list)
+
+
+def run_state(entry: Dict[str, Any]) -> RunState:
+    """The checkpoint's ``state`` entry as a :class:`RunState`; a TypeError names a field of the
+    wrong type (the counters must be integers, the clocks numbers)."""
+    state = RunState(**entry)
+    for name in ("phase", "epoch_in_phase", "global_epoch", "step", "train_images"):
+        value = getattr(state, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TypeError(f"{name} must be a count, got {value!r}")
+    for name in ("seconds", "train_seconds"):
+        if isinstance(getattr(state, name), bool) or not isinstance(getattr(state, name), (int, float)):
+            raise TypeError(f"{name} must be a number, got {getattr(state, name)!r}")
+    if not isinstance(state.history, list) or not all(isinstance(h, dict) for h in state.history):
+        raise TypeError("history must be a list of per-epoch records")
+    return state
+
+
+def _stored_recipe(ckpt: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The recipe a checkpoint was written with, read through today's recipe schema (fields an
+    older lowbit wrote and since retired are dropped, defaults filled in), so a run started
+    before an upgrade still resumes; None when it no longer reads as a recipe."""
+    try:
+        return recipe_from_dict(ckpt.get("recipe")).to_dict()
+    except (LowbitError, *ENTRY_DAMAGE):
+        return None
 
 
 class Trainer:
@@ -115,23 +141,30 @@ class Trainer:
             calibrate(self.model, self.data.calib_loader, r.data.calib_batches, device=self.device)
 
     def _restore(self, ckpt: Dict[str, Any]) -> None:
-        if ckpt.get("recipe") != self.recipe.to_dict():
-            raise CheckpointError(f"{self.out / CHECKPOINT} was written by a different recipe; "
+        path = self.out / CHECKPOINT
+        if _stored_recipe(ckpt) != self.recipe.to_dict():
+            raise CheckpointError(f"{path} was written by a different recipe; "
                                   "resume with the same recipe and --set options, or use a new --out")
         if ckpt.get("done"):
             raise CheckpointError(f"the run in {self.out} has already finished; see metrics.json")
-        self.state = RunState(**ckpt["state"])
+        with restoring(path, "state"):
+            self.state = run_state(ckpt["state"])
         self.ctx.step = self.state.step
         for i in range(min(self.state.phase, len(self.recipe.phases) - 1) + 1):
             self._apply_phase(i, first_time=False)
         try:
             self.model.load_state_dict(ckpt["model"])
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"checkpoint does not match the model: {str(exc).splitlines()[0]}") from None
-        for m in self.methods:
-            m.load_state_dict(ckpt["methods"].get(m.name, {}))
-        self.companions.load_state_dict(ckpt.get("companions", {}))
-        set_rng_state(ckpt["rng"])
+        with restoring(path, "methods"):
+            if not isinstance(ckpt["methods"], dict):
+                raise TypeError("expected a dict of method states")
+            for m in self.methods:
+                m.load_state_dict(ckpt["methods"].get(m.name, {}))
+        with restoring(path, "companions"):
+            self.companions.load_state_dict(ckpt.get("companions", {}))
+        with restoring(path, "rng"):
+            set_rng_state(ckpt["rng"])
         self._pending_optimizer = ckpt["optimizer"]
         self._say(f"resuming {self.out} at phase {self.state.phase + 1}, "
                   f"epoch {self.state.epoch_in_phase + 1} (step {self.state.step})")
@@ -183,9 +216,11 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, optim_cfg, base_lr, extra)
         self.ctx.optimizer = self.optimizer
         if getattr(self, "_pending_optimizer", None) is not None:
-            self.optimizer.load_state_dict(self._pending_optimizer)
+            with restoring(self.out / CHECKPOINT, "optimizer"):
+                self.optimizer.load_state_dict(self._pending_optimizer)
             self._pending_optimizer = None
-        self.companions.build_optimizers(optim_cfg, base_lr)
+        with restoring(self.out / CHECKPOINT, "companions"):
+            self.companions.build_optimizers(optim_cfg, base_lr)
         self.ctx.phase_steps = total
         self.label_smoothing = (self.recipe.optim.label_smoothing if p.label_smoothing is None
                                 else p.label_smoothing)
