@@ -14,7 +14,8 @@ MODULES = sorted(
     [p.__name__ for p in PACKAGES]
     + [f"{p.__name__}.{m.name}" for p in PACKAGES for m in pkgutil.iter_modules(p.__path__)]
     + ["lowbit", "lowbit.calibrate", "lowbit.evaluate", "lowbit.fold", "lowbit.accounting", "lowbit.errors",
-       "lowbit.schema", "lowbit.files", "lowbit.plotting", "lowbit.methods.select"])
+       "lowbit.schema", "lowbit.files", "lowbit.plotting", "lowbit.methods.select",
+       "lowbit.train.checkpoint"])
 
 
 def test_the_core_modules_are_all_collected():

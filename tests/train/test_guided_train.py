@@ -41,6 +41,7 @@ def test_resume_after_kill_matches_uninterrupted_with_a_twin(tmp_path):
     assert not all(torch.equal(ta[k], twin_at_kill["model"][k]) for k in ta), "the twin trained on"
     history = json.loads((full / "report.json").read_text())["history"]
     assert len(history) == 3 and all("twin_top1" in h for h in history)
+    assert a["twin_top1"] == history[-1]["twin_top1"]  # the final twin is the last epoch's
     assert "twin_top1" in (full / "report.md").read_text()
     # the export is the low-bit model alone
     r = run_cli("export", full, "--format", "packed", "--out", tmp_path / "m.lowbit")

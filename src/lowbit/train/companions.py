@@ -69,6 +69,10 @@ class Companions:
                 torch.nn.utils.clip_grad_norm_(c.module.parameters(), self.configs[c.name].grad_clip)
             opt.step()
 
+    def metric_names(self) -> List[str]:
+        """The keys :meth:`evaluate` returns."""
+        return [f"{c.name}_top1" for c in self.items]
+
     def evaluate(self, loader, device) -> Dict[str, float]:
         """``{<name>_top1: percent}`` on ``loader`` (every process holds rank 0's buffers)."""
         out = {}

@@ -62,12 +62,21 @@ def finish_run(t) -> Dict[str, Any]:
     final = evaluate(t.model, t.data.test_loader, t.device)
     cost = account(t.model, t.example.to(t.device), fold_bn=t.recipe.fold_bn)
     metrics = collect_metrics(t, final, cost)
-    metrics.update(t.companions.evaluate(t.data.test_loader, t.device))  # e.g. twin_top1
+    metrics.update(_companion_metrics(t))
     if t.dist.is_main:
         write_outputs(t, metrics, cost)
     t.save(done=True)
     t._say(summary_text(metrics, t.out))
     return metrics
+
+
+def _companion_metrics(t) -> Dict[str, Any]:
+    """e.g. ``twin_top1``: the last epoch's numbers (finalize changes only the low-bit model, so
+    the companions are as that epoch evaluated them); a run without epochs evaluates them now."""
+    last, names = (t.state.history or [{}])[-1], t.companions.metric_names()
+    if all(k in last for k in names):
+        return {k: last[k] for k in names}
+    return t.companions.evaluate(t.data.test_loader, t.device)
 
 
 def write_outputs(t, metrics: Dict[str, Any], cost) -> None:
