@@ -5,7 +5,7 @@ to 128 px + flip from the stored 160 px), it records the cached load time, the s
 training epoch (median and best of ``--repeats`` epochs) and images/s, prints the JSON and
 writes it to ``--out``. The first run also decodes the JPEGs into the cache.
 
-    python benchmarks/data_loading.py --out benchmarks/results/data_loading.json
+    python -m benchmarks.data_loading --out benchmarks/results/data_loading.json
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ Each is timed in onnxruntime (default graph optimisations, ``--threads`` intra-o
 median and p90 of ``--runs`` runs after warm-up. The op types of onnxruntime's optimised graph
 show which integer kernels it actually used. Writes ``benchmarks/results/export_latency.json``.
 
-    python benchmarks/export_latency.py
-    python benchmarks/export_latency.py --run runs/w4a4 --threads 1
+    python -m benchmarks.export_latency
+    python -m benchmarks.export_latency --run runs/w4a4 --threads 1
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from export_common import RESULTS, add_model_args, export_float_onnx, float_twin, machine, models, write
+from benchmarks.export_common import RESULTS, add_model_args, export_float_onnx, float_twin, machine, models, write
 
 from lowbit.export import export_onnx, exportable
 

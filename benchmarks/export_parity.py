@@ -9,9 +9,9 @@ onnxruntime with its default optimisations (integer kernels where it fuses them)
 executed literally. Reported per runner: top-1, top-1 agreement with the reference, and the
 per-image max |logit difference| (median, p99, max). Writes ``benchmarks/results/export_parity.json``.
 
-    python benchmarks/export_parity.py                   # all 10,000 test images
-    python benchmarks/export_parity.py --limit 2000 --bias int32 --steps 100
-    python benchmarks/export_parity.py --run runs/w4a4
+    python -m benchmarks.export_parity                   # all 10,000 test images
+    python -m benchmarks.export_parity --limit 2000 --bias int32 --steps 100
+    python -m benchmarks.export_parity --run runs/w4a4
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional
 
 import onnxruntime as ort
 import torch
-from export_common import RESULTS, add_model_args, cifar, machine, models, write
+from benchmarks.export_common import RESULTS, add_model_args, cifar, machine, models, write
 
 from lowbit.export import FakeQuantExecutor, IntegerExecutor, export_onnx, load_packed, save_packed
 

@@ -6,9 +6,9 @@ packed size (``lowbit.account(fold_bn=True)``), the packed file (header + data; 
 equal the accounted size), QDQ ONNX (int4, int8-only), QONNX and a float ONNX of the same
 folded network. Writes ``benchmarks/results/export_sizes.json``.
 
-    python benchmarks/export_sizes.py                      # random init, W8A8 and W4A4
-    python benchmarks/export_sizes.py --init baselines/resnet20-cifar10.safetensors
-    python benchmarks/export_sizes.py --run runs/w4a4
+    python -m benchmarks.export_sizes                      # random init, W8A8 and W4A4
+    python -m benchmarks.export_sizes --init baselines/resnet20-cifar10.safetensors
+    python -m benchmarks.export_sizes --run runs/w4a4
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
-from export_common import RESULTS, add_model_args, export_float_onnx, float_twin, machine, models, write
+from benchmarks.export_common import RESULTS, add_model_args, export_float_onnx, float_twin, machine, models, write
 from safetensors.torch import save_file
 
 from lowbit import account

@@ -9,7 +9,7 @@ after each case, every finished run folder of the pool (two made at the start, p
 a case trained) is hashed file by file. Writes ``benchmarks/results/fuzz_cli.json``; exits 1 on
 any traceback, other exit code or changed folder.
 
-    python benchmarks/fuzz_cli.py --cases 1000
+    python -m benchmarks.fuzz_cli --cases 1000
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_common import RESULTS, machine, write  # noqa: E402
+from benchmarks.export_common import RESULTS, machine, write  # noqa: E402
 
 BASE = {
     "name": "fuzz", "seed": 0,
@@ -361,7 +360,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     write(args.out, {"benchmark": "fuzz_cli", "machine": machine(),
-                     "command": f"python benchmarks/fuzz_cli.py --cases {args.cases} --seed {args.seed}",
+                     "command": f"python -m benchmarks.fuzz_cli --cases {args.cases} --seed {args.seed}",
                      **result})
     return 1 if result["tracebacks"] or result["changed_folders"] or result["other_exit_codes"] else 0
 

@@ -19,7 +19,7 @@ when imported; loading and running without ``allow_import`` must not import it.
 Writes ``benchmarks/results/fuzz_packed.json``; exits 1 on any crash, time-out, bound exceeded
 or import.
 
-    python benchmarks/fuzz_packed.py --files 10000 --time-limit 5 --bombs 200 --imports 100
+    python -m benchmarks.fuzz_packed --files 10000 --time-limit 5 --bombs 200 --imports 100
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from export_common import RESULTS, machine, write
+from benchmarks.export_common import RESULTS, machine, write
 
 from lowbit import QuantizerConfig, QuantSpec, calibrate, prepare
 from lowbit.errors import ConfigError, FormatError

@@ -1,9 +1,9 @@
 """Gradient-scaling study (Schaefer et al., Figure 4): rounding-gradient estimators for weights and
 activations, compared on the same mixed-precision recipe over several seeds.
 
-    python benchmarks/grad_scaling.py                                   # mlp-mnist-mp, 3 seeds
-    python benchmarks/grad_scaling.py --recipe resnet20-cifar10-mp --seeds 0 1 2
-    python benchmarks/grad_scaling.py --pairs ste:ste ewgs:invtanh acos:tanh --seeds 0 1
+    python -m benchmarks.grad_scaling                                   # mlp-mnist-mp, 3 seeds
+    python -m benchmarks.grad_scaling --recipe resnet20-cifar10-mp --seeds 0 1 2
+    python -m benchmarks.grad_scaling --pairs ste:ste ewgs:invtanh acos:tanh --seeds 0 1
 
 Each (weight estimator, activation estimator, seed) trains ``lowbit train RECIPE --set
 quant.weight.estimator=W --set quant.act.estimator=A --set seed=S`` into
@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-from results_md import update_section  # noqa: E402
+from benchmarks.results_md import update_section  # noqa: E402
 
 DEFAULT_PAIRS = ["ste:ste", "ewgs:ste", "ste:invtanh", "ewgs:invtanh"]
 
@@ -51,7 +50,7 @@ def spread(values: list) -> dict:
 
 def table(recipe: str, results: dict, seeds: list) -> str:
     rows = [f"## Gradient scaling study: {recipe}", "",
-            f"Command: `python benchmarks/grad_scaling.py --recipe {recipe} --seeds "
+            f"Command: `python -m benchmarks.grad_scaling --recipe {recipe} --seeds "
             f"{' '.join(map(str, seeds))}`. Rounding-gradient estimator for weights / activations; "
             "top-1 is mean ± sample std over the seeds (min..max); size is packed weights after "
             "the budget phase.", "",

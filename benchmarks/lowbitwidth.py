@@ -2,9 +2,9 @@
 Neural Networks, CVPR 2018, Tables 4/5) at small scale on ResNet-20 / CIFAR-10, and its
 learning-from-scratch vs fine-tuning comparison (Fig. 2) on ResNet-8.
 
-    python benchmarks/lowbitwidth.py               # train what is missing (resumable), then tables
-    python benchmarks/lowbitwidth.py --table-only  # only render the results from the finished runs
-    python benchmarks/lowbitwidth.py --only w4     # run only the steps writing runs/lowbitwidth/w4
+    python -m benchmarks.lowbitwidth               # train what is missing (resumable), then tables
+    python -m benchmarks.lowbitwidth --table-only  # only render the results from the finished runs
+    python -m benchmarks.lowbitwidth --only w4     # run only the steps writing runs/lowbitwidth/w4
 
 Every step is one ``lowbit sweep`` over the recipes in ``recipes/lowbitwidth/`` (a finished run
 is reused, an interrupted one resumes), in an order that gives answers early: every row at 2 bits
@@ -27,8 +27,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from results_md import update_section  # noqa: E402
+from benchmarks.results_md import update_section  # noqa: E402
 
 from lowbit.plotting import save_curves_plot  # noqa: E402
 from lowbit.sweep import Sweep  # noqa: E402
@@ -226,7 +225,7 @@ def write_results(runs: Path) -> None:
     w2, w4 = _points(summaries["w2"]), _points(summaries["w4"])
     sd, pooled = pooled_sd(w2)
     text = ["## Low-bitwidth ablation: TS, PQ, Guided (ResNet-20 / CIFAR-10)", "",
-            "Command: `python benchmarks/lowbitwidth.py` (`--table-only` renders this section from "
+            "Command: `python -m benchmarks.lowbitwidth` (`--table-only` renders this section from "
             "the finished runs), which runs these sweeps in order, each resumable:", "", "```",
             *[" ".join(command(*s, Path("runs/lowbitwidth"), short=True)) for s in steps()], "```", "",
             "Rows are the recipes in `recipes/lowbitwidth/` (Zhuang, Shen, Tan, Liu, Reid: Towards "

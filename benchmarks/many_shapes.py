@@ -7,7 +7,7 @@ shapes, 4-D channels-last and 2-D activations.
 
 Run alone (one fresh process per measurement; ``overhead.py --many-shapes`` drives it)::
 
-    LOWBIT_COMPILE=1 python benchmarks/many_shapes.py --steps 50
+    LOWBIT_COMPILE=1 python -m benchmarks.many_shapes --steps 50
 
 It prints one JSON line: seconds of ``lowbit.calibrate`` (one batch), of each training step
 (forward, cross-entropy, backward, SGD, ``project_quantizers``), and the fast kernels'

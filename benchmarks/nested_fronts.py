@@ -3,10 +3,10 @@ Pipelines"): Pareto fronts of the nested quantizer by lambda against uniform PTQ
 learning-rate and coefficient study, the loss-term comparison and the per-layer-type lambda
 guidance, on MNIST (MLP), CIFAR-10 (CNN) and Imagenette (half-width ResNet-18).
 
-    python benchmarks/nested_fronts.py list                    # every study and its command
-    python benchmarks/nested_fronts.py run mnist               # all studies of one dataset
-    python benchmarks/nested_fronts.py run cifar10 --only ptq lambda
-    python benchmarks/nested_fronts.py render                  # plots and tables from the records
+    python -m benchmarks.nested_fronts list                    # every study and its command
+    python -m benchmarks.nested_fronts run mnist               # all studies of one dataset
+    python -m benchmarks.nested_fronts run cifar10 --only ptq lambda
+    python -m benchmarks.nested_fronts render                  # plots and tables from the records
 
 Every study is one ``lowbit sweep`` (grid, SQLite study, resumable) into
 ``runs/nested/DATASET-STUDY``. ``run`` records its ``sweep.json``, with each trial's metrics
@@ -25,9 +25,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(REPO / "src"))
-from nested_studies import OUTS, STUDIES  # noqa: E402
+from benchmarks.nested_studies import OUTS, STUDIES  # noqa: E402
 
 RECORDS = REPO / "benchmarks" / "results" / "nested"
 OBJECTIVES = ["--objective", "top1", "--objective", "size_bytes_packed:min"]
@@ -104,7 +102,7 @@ def main() -> None:
     elif args.cmd == "run":
         run(args.dataset, args.only)
     else:
-        from nested_render import render
+        from benchmarks.nested_render import render
 
         render(load, command)
 

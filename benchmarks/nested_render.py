@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from nested_studies import FLOAT, GUIDANCE, NOTES, SEED0, STUDIES, TITLES, VARIANTS
-from results_md import update_section
+from benchmarks.nested_studies import FLOAT, GUIDANCE, NOTES, SEED0, STUDIES, TITLES, VARIANTS
+from benchmarks.results_md import update_section
 
 from lowbit.report.fronts import comparison_table, front_vs_reference, kb, smallest_within_tolerance
 from lowbit.report.pareto import save_pareto_plot
@@ -172,7 +172,7 @@ def render(load, command) -> None:
             "each slice needs, plus a float32 scale and a bit-width byte per slice; activations "
             "float), for the nested quantizer's ratio rule at several thresholds lambda, and uniform "
             "post-training quantization of the same float baseline at 2, 3, 4 and 8 bits. Every "
-            "row is one `lowbit sweep` trial; `python benchmarks/nested_fronts.py render` rebuilds "
+            "row is one `lowbit sweep` trial; `python -m benchmarks.nested_fronts render` rebuilds "
             "this section from benchmarks/results/nested/*.json.", ""]
     for dataset in STUDIES:
         text += front_section(load, dataset)

@@ -27,7 +27,7 @@ the growth of the peak resident set size (``VmHWM``) over the resident size befo
 full-batch steps. That is the transient memory of a training step (saved activations and
 temporaries) as the OS sees it, allocator caching included; it is not an exact tensor count.
 
-    python benchmarks/overhead.py --out benchmarks/results/overhead.json
+    python -m benchmarks.overhead --out benchmarks/results/overhead.json
 
 ``--many-shapes`` measures instead what compiling costs on a model with many distinct layer
 shapes (:mod:`many_shapes`, EfficientNet-B0-like): calibration, first-step and steady-state
@@ -37,7 +37,7 @@ eager calls have paid for it), inductor's on-disk cache cold and then warm; and 
 the first call (``LOWBIT_COMPILE_BREAKEVEN=0``). Eager runs first and last (its spread is
 the noise)::
 
-    python benchmarks/overhead.py --many-shapes --out benchmarks/results/overhead-many-shapes.json
+    python -m benchmarks.overhead --many-shapes --out benchmarks/results/overhead-many-shapes.json
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """QGT reproduction (the QGT paper, Table 2 pattern): float, PTQ and QGT at 4 and 2 bits, lambda sweep.
 
-    python benchmarks/qgt_table.py                                  # resnet20-cifar10
-    python benchmarks/qgt_table.py --models resnet20-cifar10 mobilenet_v2-cifar10 mobilenet_v1-imagenette
-    python benchmarks/qgt_table.py --lams 0.1 1 10 --table-only     # rewrite the table from runs/
+    python -m benchmarks.qgt_table                                  # resnet20-cifar10
+    python -m benchmarks.qgt_table --models resnet20-cifar10 mobilenet_v2-cifar10 mobilenet_v1-imagenette
+    python -m benchmarks.qgt_table --lams 0.1 1 10 --table-only     # rewrite the table from runs/
 
 For each model NAME the float baseline (``baselines/NAME.safetensors``, trained with
-``benchmarks/run_recipes.py --promote``) is quantized by ``NAME-ptq-w4``/``-w2`` (lambda 0, no
+``python -m benchmarks.run_recipes --promote``) is quantized by ``NAME-ptq-w4``/``-w2`` (lambda 0, no
 training) and fine-tuned by ``NAME-qgt-w4``/``-w2``; ``--lams`` adds a lambda sweep of the 2-bit
 QGT recipe (``lowbit sweep NAME-qgt-w2 --param methods.0.args.lam=...``). Weights per-channel
 asymmetric, activations and biases float, batch norm folded before evaluation and sizing, sizes
@@ -21,9 +21,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-from results_md import update_section  # noqa: E402
-from run_recipes import train  # noqa: E402
+from benchmarks.results_md import update_section  # noqa: E402
+from benchmarks.run_recipes import train  # noqa: E402
 
 KB = 1024
 
@@ -92,12 +91,12 @@ def main() -> int:
     runs, rows = Path(args.runs), []
     for name in args.models:
         if not (REPO / "baselines" / f"{name}.json").is_file():
-            print(f"[{name}] no baseline: run `python benchmarks/run_recipes.py --recipes {name} --promote`")
+            print(f"[{name}] no baseline: run `python -m benchmarks.run_recipes --recipes {name} --promote`")
             continue
         rows += rows_for(name, runs, args.lams, args.table_only)
     out = REPO / "benchmarks" / "results" / "qgt-table.json"
     out.write_text(json.dumps({"benchmark": "qgt_table", "rows": rows}, indent=2) + "\n")
-    cmd = "python benchmarks/qgt_table.py --models " + " ".join(args.models)
+    cmd = "python -m benchmarks.qgt_table --models " + " ".join(args.models)
     update_section("qgt-table", table(rows, cmd))
     print(table(rows, cmd))
     return 0

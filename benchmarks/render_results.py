@@ -1,7 +1,7 @@
 """Render the benchmarks' JSON (benchmarks/results/*.json: overhead, data_loading, export_*,
 fuzz_packed, fuzz_cli) as results.md sections. Run after any of those benchmarks:
 
-    python benchmarks/render_results.py
+    python -m benchmarks.render_results
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-from results_md import update_section  # noqa: E402
+from benchmarks.results_md import update_section  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 KB = 1024
@@ -29,7 +28,7 @@ def _source(model: dict) -> str:
 
 
 def sizes(data: dict) -> str:
-    rows = ["## Export: file sizes", "", "Command: `python benchmarks/export_sizes.py`. Bytes on disk; "
+    rows = ["## Export: file sizes", "", "Command: `python -m benchmarks.export_sizes`. Bytes on disk; "
             "the packed file's data equals the accounted packed size exactly; entropy = the "
             "zero-order entropy of the weight codes per layer (a lower bound for coding them "
             "independently).", "",
@@ -47,7 +46,7 @@ def sizes(data: dict) -> str:
 
 def latency(data: dict) -> str:
     rows = ["## Export: onnxruntime latency", "",
-            f"Command: `python benchmarks/export_latency.py` (onnxruntime {data['onnxruntime']}, "
+            f"Command: `python -m benchmarks.export_latency` (onnxruntime {data['onnxruntime']}, "
             f"{data['threads']} threads, CPU; load average {data['machine']['load_average_1m']} "
             "during the run). Median ms per call and ratio to the float model.", "",
             "| model | variant | file KB | batch 1 ms | vs float | batch 32 ms | vs float |",
@@ -64,7 +63,7 @@ def latency(data: dict) -> str:
 
 def parity(data: dict) -> str:
     rows = ["## Export: parity with the fake-quant model", "",
-            f"Command: `python benchmarks/export_parity.py {data.get('args', '')}`; "
+            f"Command: `python -m benchmarks.export_parity {data.get('args', '')}`; "
             f"{data['test_images']} CIFAR-10 test images. Agreement = same top-1 class as the "
             "fake-quant model; logit diff = per-image max |difference|.", "",
             "| model | runner | top-1 % | agreement % | disagreements | logit diff median | p99 | max |",
@@ -86,7 +85,7 @@ def parity(data: dict) -> str:
 def fuzz(data: dict) -> str:
     out = ", ".join(f"{k}: {v}" for k, v in data["outcomes"].items())
     rows = ["## Export: fuzzed packed loader", "",
-            f"Command: `python benchmarks/fuzz_packed.py`. {data['files']:,} mutated files "
+            f"Command: `python -m benchmarks.fuzz_packed`. {data['files']:,} mutated files "
             f"(bit flips, truncation, extension, header and manifest edits, with and without "
             f"checksum verification): {out}; unexpected failures: {data['failure_count']}; "
             f"seconds per file: mean {data['seconds_per_file']['mean']:.3f}, "
@@ -140,7 +139,7 @@ def fuzz_cli(data: dict) -> str:
 
 def overhead(data: dict) -> str:
     rows = ["## Training-step overhead vs float", "",
-            f"Command: `python benchmarks/overhead.py`. One training step of {data['model']} at input "
+            f"Command: `python -m benchmarks.overhead`. One training step of {data['model']} at input "
             f"{data['input']} on {data['device']} ({data['machine']['torch_threads']} thread(s)); "
             f"target: {data['target']} (met: {data['target_met']}). {data.get('note', '')}", "",
             "| variant | median step ms | ratio to float | peak memory MB |", "|---|---|---|---|"]
@@ -153,7 +152,7 @@ def overhead(data: dict) -> str:
 def overhead_many_shapes(data: dict) -> str:
     r0 = next(iter(data["results"].values()))
     rows = ["## Compiled fast kernels on a model with many layer shapes", "",
-            f"Command: `python benchmarks/overhead.py --many-shapes --threads 1`. {data['model']}: "
+            f"Command: `python -m benchmarks.overhead --many-shapes --threads 1`. {data['model']}: "
             f"{r0['quantized_layers']} quantized layers of {r0['distinct_weight_shapes']} distinct "
             f"weight shapes, input {data['input']}, {data['spec']}; each row a fresh process "
             f"({data['machine']['torch_threads']} thread): `lowbit.calibrate` on one batch, then "
@@ -171,7 +170,7 @@ def overhead_many_shapes(data: dict) -> str:
 
 def data_loading(data: dict) -> str:
     rows = ["## Data loading", "",
-            "Command: `python benchmarks/data_loading.py`. One epoch of loading, batching and "
+            "Command: `python -m benchmarks.data_loading`. One epoch of loading, batching and "
             "augmenting (no model), compared with a training epoch: ResNet-20 trains ~175 img/s "
             "on one thread here (~285 s per CIFAR-10 epoch), so loading is under 1% of it.", "",
             "| dataset | images | first load s | cached load s | epoch s (mean) | images/s |",

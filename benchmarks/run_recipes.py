@@ -1,8 +1,8 @@
 """Run the bundled recipes and write their results table into benchmarks/results.md.
 
-    python benchmarks/run_recipes.py                          # every bundled recipe
-    python benchmarks/run_recipes.py --recipes mlp-mnist resnet20-cifar10 --promote
-    python benchmarks/run_recipes.py --table-only             # rewrite the table from runs/
+    python -m benchmarks.run_recipes                          # every bundled recipe
+    python -m benchmarks.run_recipes --recipes mlp-mnist resnet20-cifar10 --promote
+    python -m benchmarks.run_recipes --table-only             # rewrite the table from runs/
 
 Each recipe trains into ``runs/NAME`` with ``lowbit train`` (a finished run is skipped, an
 interrupted one resumes). ``--promote`` copies float runs' weights to ``baselines/NAME.safetensors``
@@ -22,8 +22,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from results_md import section_rows, update_section  # noqa: E402
+from benchmarks.results_md import section_rows, update_section  # noqa: E402
 
 KB = 1024
 
@@ -101,7 +100,7 @@ def table(runs: Path) -> str:
 
 def write_table(runs: Path) -> None:
     text = ["## Bundled recipes", "",
-            "Command: `python benchmarks/run_recipes.py` (each row: `lowbit train NAME --out runs/NAME`;"
+            "Command: `python -m benchmarks.run_recipes` (each row: `lowbit train NAME --out runs/NAME`;"
             " the QAT rows fine-tune from `baselines/`). Sizes are packed weights with batch norm "
             "folded (report.json has the per-layer breakdown); activation bits are the summed "
             "feature maps entering every layer for one image. Wall time includes evaluation "

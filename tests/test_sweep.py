@@ -116,6 +116,20 @@ def test_sweep_over_recipes_and_seeds_gives_mean_and_standard_error(tmp_path):
     assert [r["seed"] for r in rows] == [0, 1, 2] and missing == ["sw+seed=3"]
     assert [r["top1"] for r in rows] == [t["top1"] for t in more["trials"]]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+    # --compare: every point of another sweep (here the same runs) against the best point no
+    # larger; reuses the finished runs, writes comparison.json
+    from lowbit.cli import main
+
+    assert main(["sweep", str(a), str(b), "--seeds", "0,1", "--out", str(tmp_path / "out"), "--quiet",
+                 "--compare", str(tmp_path / "out" / "sweep.json")]) == 0
+    comparison = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert [sorted(c["reference"]["by_seed"]) for c in comparison] == [["0", "1", "2"]]
+    for c in comparison:  # the best point is no larger at any seed; the gap is of the means
+        assert c["best"]["size"] <= c["reference"]["size"]
+        assert c["gap"] == pytest.approx(c["best"]["top1"] - c["reference"]["top1"])
+        assert set(c["paired"]) == {"0", "1"} and c["se"] is not None
+    assert main(["sweep", str(a), "--seeds", "0", "--out", str(tmp_path / "new"), "--compare",
+                 str(tmp_path / "missing.json")]) == 2 and not (tmp_path / "new").exists()
 
 
 def test_sweep_refuses_a_finished_run_of_another_recipe(tmp_path):

@@ -21,9 +21,11 @@ from .files import check_output_file, write_text
 from .methods import METHODS
 from .models import list_models
 from .report import read_report, render_markdown
-from .sweep import Sweep, format_points, parse_param, parse_seeds
+from .report.fronts import compare_fronts
+from .sweep import Sweep, format_comparison, format_points, parse_param, parse_seeds, read_trials
 from .train import Trainer, load_recipe
 from .train.folder import FolderLock
+from .train.outputs import write_json
 from .train.recipe import bundled_recipes_dir
 from .train.restore import load_run
 
@@ -50,6 +52,9 @@ EPILOGS = {
   lowbit sweep resnet20-cifar10-w4a4 --param quant.weight.bits+quant.act.bits=2,3,8 --out runs/uniform
   lowbit sweep recipes/lowbitwidth/resnet20-w2-*.yaml --seeds 0,1 --set data.train_limit=20000 --out runs/w2
       (a study: every recipe at every seed; the table gives mean +- standard error per recipe)
+  lowbit sweep resnet20-cifar10-mp --param methods.0.args.weight_avg_bits=2,3,4 --seeds 0,1,2 \
+      --compare runs/uniform/sweep.json --out runs/mixed
+      (each uniform point against the best mixed point no larger: gap of means +- standard error)
   Grid runs live in OUT/<recipe>+<key>=<value>+seed=<s>; all points at the first seed run before
   any at the next. Rerun the same command (or add seeds or values) to continue; finished runs are
   reused, interrupted ones resume. Results: OUT/sweep.json (runs, points with mean and standard
@@ -99,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace the run in OUT once the new one has trained its first epoch")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--compare", metavar="SWEEP_JSON",
+                   help="another sweep's sweep.json: for each of its points, the best point of this "
+                        "sweep no larger, the gap of the means +- standard error (OUT/comparison.json)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_allow_import(p, "the recipe's model.factory")
     _add_data_dir(p)
@@ -144,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "recipe's seed; results give mean and standard error)")
     p.add_argument("--objective", dest="objectives", action="append", metavar="NAME",
                    help="top1, size, or NAME:min/NAME:max from metrics.json (default: top1 and size)")
+    p.add_argument("--compare", metavar="SWEEP_JSON",
+                   help="another sweep's sweep.json: for each of its points, the best point of this "
+                        "sweep no larger, the gap of the means +- standard error (OUT/comparison.json)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_allow_import(p, "the recipe's model.factory")
     _add_data_dir(p)
@@ -228,6 +239,7 @@ def cmd_sweep(args) -> int:
                   trials=args.trials, data_dir=args.data_dir, verbose=not args.quiet,
                   seeds=parse_seeds(args.seeds) if args.seeds else None,
                   allow_import=args.allow_import)
+    reference = read_trials(Path(args.compare)) if args.compare else None  # before any training
     summary = sweep.run()
     print(f"{len(summary['trials'])} runs, {len(summary['points'])} points; top-1 % (mean "
           f"± standard error over seeds):")
@@ -235,6 +247,11 @@ def cmd_sweep(args) -> int:
     print("Pareto front (size KB, top-1 %):")
     for p in summary["pareto"]:
         print(f"  {p['size'] / 1024:9.1f} KB  {p['top1']:6.2f}%  {p['label']}")
+    if reference is not None:
+        comparison = compare_fronts(summary["trials"], reference, x="size")
+        write_json(Path(args.out) / "comparison.json", comparison)
+        print(f"against {args.compare} (its points; the best point here no larger, gap ± standard error):")
+        print("\n".join(format_comparison(comparison)))
     print(f"results: {Path(args.out) / 'sweep.json'}")
     return 0
 

@@ -25,7 +25,10 @@ activation feature maps, the cost of Schaefer et al.'s mixed-precision paper), o
 ``NAME:max`` / ``NAME:min`` for any metrics.json number. ``OUT/sweep.json`` lists every run
 (``trials``) and every point with the mean and standard error of each metric over its seeds
 (``points``); ``OUT/pareto.png`` plots accuracy against size, ``OUT/curves.png`` each point's
-mean test top-1 per epoch.
+mean test top-1 per epoch. ``--compare OTHER/sweep.json`` sets each point of another sweep (say
+uniform precision) against the best point of this one no larger, with the gap of the means, its
+standard error and the gap at each seed (:func:`lowbit.report.fronts.compare_fronts`), in
+``OUT/comparison.json``.
 
 >>> parse_param("optim.lr=log:1e-3:1e-1").log, parse_param("seed=1,2,3").values
 (True, [1, 2, 3])
@@ -363,6 +366,30 @@ def point_label(p: Dict[str, Any], several: bool = True) -> str:
     """``recipe key=value ...`` (the recipe only when the sweep has several)."""
     parts = ([p["recipe"]] if several else []) + [f"{k}={v}" for k, v in p["params"].items()]
     return " ".join(parts) or str(p["recipe"])
+
+
+def read_trials(path: Path) -> List[Dict[str, Any]]:
+    """The runs (``trials``) of a sweep.json; a missing or foreign file is a one-line error."""
+    try:
+        trials = json.loads(Path(path).read_text())["trials"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a readable sweep.json ({str(exc)[:80]})") from None
+    return trials
+
+
+def format_comparison(comparison: List[Dict[str, Any]]) -> List[str]:
+    """One line per reference point: its top-1, the best point no larger, gap ± standard error."""
+    lines = []
+    for c in comparison:
+        ref, best = c["reference"], c["best"]
+        left = f"  {ref['size'] / 1024:9.1f} KB  {ref['top1']:6.2f}%  {point_label(ref, False):<28}"
+        if best is None:
+            lines.append(left + " | none this small")
+            continue
+        se = "" if c["se"] is None else f" ± {c['se']:.2f}"
+        lines.append(left + f" | {best['size'] / 1024:9.1f} KB  {best['top1']:6.2f}%  "
+                     f"{point_label(best)}  gap {c['gap']:+.2f}{se}")
+    return lines
 
 
 def format_points(points: List[Dict[str, Any]], metric: str = "top1") -> List[str]:

@@ -8,7 +8,9 @@ sweep's ``sweep.json`` rows qualify. The questions a results table answers:
   accurate row that is no larger, and the gap;
 * :func:`best_within`: the most accurate row no larger than a size;
 * :func:`smallest_within_tolerance`: the smallest row within ``tolerance`` points of a float
-  model.
+  model;
+* :func:`compare_fronts`: the first question over several seeds a point (``lowbit sweep
+  --compare``): means, the standard error of each gap and the paired gap of every seed.
 
 >>> ref = [{"top1": 90.0, "size_bytes_packed": 100}, {"top1": 97.0, "size_bytes_packed": 200}]
 >>> rows = [{"top1": 95.0, "size_bytes_packed": 80}, {"top1": 96.5, "size_bytes_packed": 150}]
@@ -20,7 +22,11 @@ sweep's ``sweep.json`` rows qualify. The questions a results table answers:
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, Dict, List, Optional, Sequence
+
+from .aggregate import mean_se
 
 Row = Dict[str, Any]
 SIZE = "size_bytes_packed"
@@ -49,6 +55,45 @@ def smallest_within_tolerance(rows: Sequence[Row], top1_float: float, tolerance:
     """The smallest row whose top-1 is at least ``top1_float - tolerance`` (None if none)."""
     ok = [r for r in rows if r["top1"] >= top1_float - tolerance]
     return min(ok, key=lambda r: (r[x], -r["top1"])) if ok else None
+
+
+def seed_points(rows: Sequence[Row], x: str = SIZE) -> List[Row]:
+    """Runs (sweep rows: ``recipe``, ``params``, ``seed``, ``top1``, ``x``) -> one point per recipe
+    and params, in first-seen order: ``top1`` the mean over its seeds, ``se`` its standard error
+    (None for one run), ``x`` the largest over the seeds (a point is "no larger" only if every
+    seed is), ``by_seed`` {seed: top1}."""
+    groups: Dict[str, List[Row]] = {}
+    for r in rows:
+        groups.setdefault(json.dumps([r.get("recipe"), r["params"]], sort_keys=True), []).append(r)
+    points = []
+    for runs in groups.values():
+        mean, se = mean_se([r["top1"] for r in runs])
+        points.append({**runs[0], "top1": mean, "se": se, x: max(r[x] for r in runs),
+                       "by_seed": {str(r.get("seed")): r["top1"] for r in runs}})
+    return points
+
+
+def compare_fronts(rows: Sequence[Row], reference: Sequence[Row], x: str = SIZE) -> List[Dict[str, Any]]:
+    """:func:`front_vs_reference` over the seed means of runs: for each reference point, the
+    most accurate point no larger, ``gap`` (difference of the means), ``se`` its standard error
+    ``sqrt(se_a^2 + se_b^2)`` (unpaired; None under two seeds a side) and ``paired`` {seed: gap}
+    for the seeds both points have.
+
+    >>> runs = [{"params": {"b": 2}, "seed": s, "top1": t, "size": 90} for s, t in ((0, 81.0), (1, 83.0))]
+    >>> ref = [{"params": {"b": 4}, "seed": s, "top1": t, "size": 100} for s, t in ((0, 80.0), (1, 80.0))]
+    >>> c = compare_fronts(runs, ref, x="size")[0]
+    >>> c["gap"], c["se"], c["paired"]
+    (2.0, 1.0, {'0': 1.0, '1': 3.0})
+    """
+    out = []
+    for c in front_vs_reference(seed_points(rows, x), seed_points(reference, x), x):
+        ref, best = c["reference"], c["best"]
+        if best is not None:
+            c["gap"] = best["top1"] - ref["top1"]
+            c["se"] = None if best["se"] is None or ref["se"] is None else math.hypot(best["se"], ref["se"])
+            c["paired"] = {s: t - ref["by_seed"][s] for s, t in best["by_seed"].items() if s in ref["by_seed"]}
+        out.append(c)
+    return out
 
 
 def kb(size_bytes: float) -> str:
