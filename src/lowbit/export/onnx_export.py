@@ -129,7 +129,7 @@ def summary(ex: Exportable, fmt: str) -> Dict[str, Any]:
                        "input_bits": [None if q is None else q.max_bits for q in layer.input_qparams],
                        "folded_bn": layer.folded_bn})
     return {"format": f"lowbit.{fmt}", "lowbit_version": __version__, "model": ex.model_ref,
-            "data": ex.data, "input_shape": ex.input_shape, "fold_bn": ex.fold_bn,
+            "data": ex.data, "input_shape": ex.input_shape, "fold_bn": ex.quantized.fold_bn,
             "folded_bn": ex.quantized.folded_bn, "layers": layers}
 
 

@@ -122,7 +122,7 @@ def _with_scalar_layer(model: nn.Module, ref: Dict[str, Any]) -> nn.Module:
 
 
 def _apply_structure(base: nn.Module, ex, err) -> None:
-    for layer, bn in ex.fold_structure:
+    for layer, bn in ex.quantized.fold_structure:
         mod = _get(base, layer, err)
         if not isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             raise err(f"fold structure names {layer!r}, which is not a Conv/Linear layer")

@@ -49,7 +49,7 @@ class ActQuant(nn.Module):
 
     def __init__(self, qp: QParams):
         super().__init__()
-        self.kind, self.rounding = qp.kind, qp.extra.get("rounding", "round")
+        self.kind, self.rounding = qp.kind, qp.rounding
         self.qmin, self.qmax, self.bits = int(qp.qmin.min()), int(qp.qmax.max()), int(qp.bits.max())
         self.register_buffer("scale", qp.scale.float().reshape(()), persistent=False)
         self.register_buffer("zero_point", qp.zero_point.float().reshape(()), persistent=False)
