@@ -85,12 +85,13 @@ class QuantizedModel:
         return rows
 
 
-def _attrs(mod: nn.Module) -> Dict[str, Any]:
+def layer_attrs(mod: nn.Module) -> Dict[str, Any]:
+    """The attributes of a Conv/Linear that convert records (and a rebuild checks)."""
     if isinstance(mod, nn.Linear):
         return {"in_features": mod.in_features, "out_features": mod.out_features}
-    return {"stride": list(mod.stride), "padding": list(mod.padding) if not isinstance(mod.padding, str)
-            else mod.padding, "dilation": list(mod.dilation), "groups": mod.groups,
-            "padding_mode": mod.padding_mode}
+    pad = mod.padding if isinstance(mod.padding, str) else list(mod.padding)
+    return {"stride": list(mod.stride), "padding": pad, "dilation": list(mod.dilation),
+            "groups": mod.groups, "padding_mode": mod.padding_mode}
 
 
 def _qparams(q, x: Optional[torch.Tensor] = None) -> QParams:
@@ -109,7 +110,7 @@ def _convert_layer(name: str, mod: nn.Module) -> QuantizedLayer:
     if isinstance(mod, QuantAdd):
         return QuantizedLayer(name, "add", {}, input_qparams=[_act_qparams(q) for q in mod.input_quantizers])
     op = "linear" if isinstance(mod, nn.Linear) else ("conv1d" if isinstance(mod, nn.Conv1d) else "conv2d")
-    layer = QuantizedLayer(name, op, _attrs(mod), input_qparams=[_act_qparams(mod.input_quantizer)])
+    layer = QuantizedLayer(name, op, layer_attrs(mod), input_qparams=[_act_qparams(mod.input_quantizer)])
     wq, w = mod.weight_quantizer, mod.weight.detach()
     if wq is not None and wq.enabled:
         layer.weight_codes, layer.weight_qparams = wq.quantize(w), _qparams(wq, w)
