@@ -26,14 +26,9 @@ from torch import nn
 
 from .nn.graph import bn_factors, find_bn_pairs, fold_affine
 from .nn.modules import QuantMixin
+from .nn.walk import set_module
 
 __all__ = ["fold_batchnorm", "find_bn_pairs", "apply_fold_structure"]
-
-
-def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
 
 
 @torch.no_grad()
@@ -61,7 +56,7 @@ def fold_batchnorm(model: nn.Module, example_input: Optional[torch.Tensor] = Non
     for layer_name, bn_name in pairs:
         layer = modules[layer_name]
         _fold_pair(layer, modules[bn_name])
-        _set_module(model, bn_name, nn.Identity())
+        set_module(model, bn_name, nn.Identity())
         if isinstance(layer, QuantMixin):
             if layer.weight_quantizer is not None:
                 layer.weight_quantizer.init_from_tensor(layer.weight)
@@ -80,6 +75,6 @@ def apply_fold_structure(model: nn.Module, pairs) -> nn.Module:
         if layer.bias is None:
             layer.bias = nn.Parameter(torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype,
                                                   device=layer.weight.device))
-        _set_module(model, bn_name, nn.Identity())
+        set_module(model, bn_name, nn.Identity())
     model.lowbit_folded_pairs = [list(p) for p in pairs]
     return model

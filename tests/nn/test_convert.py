@@ -90,6 +90,34 @@ def test_convert_keeps_float_layers_and_bias_codes():
         assert torch.equal(run_folded(q, qm)(x), q.eval()(x))
 
 
+def test_qparams_carry_rounding_and_zero_point_storage_of_their_quantizer():
+    """What an exporter needs and only the module knew: convert copies it into QParams."""
+    torch.manual_seed(0)
+    spec = QuantSpec(weight=SPECS["nested_channel"], bias=SPECS["uniform_tensor_asym"],
+                     act=QuantizerConfig(kind="uniform", bits=4, symmetric=False, rounding="floor"))
+    q = prepare(nn.Sequential(nn.Linear(6, 5)), spec)
+    calibrate(q, [torch.randn(8, 6)])
+    layer = convert(q).layers["0"]
+    w, b, a = layer.weight_qparams, layer.bias_qparams, layer.input_qparams[0]
+    assert (w.rounding, w.stored_zero_point) == ("floor", False)
+    assert (b.rounding, b.stored_zero_point) == ("round", True)
+    assert (a.rounding, a.stored_zero_point) == ("floor", True)
+
+
+def test_fold_bn_after_an_unquantized_layer_folds_its_float_state(helpers):
+    model = helpers.randomize_batchnorm(nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3), nn.BatchNorm2d(2))).eval()
+    q = prepare(model, QuantSpec(weight=SPECS["lsq_channel"], act=None,
+                                 overrides=(LayerOverride("@first", skip=True),))).eval()
+    x = torch.randn(2, 3, 8, 8)
+    qm = convert(q, fold_bn=True, example_input=x)
+    assert qm.fold_bn and qm.fold_structure == [["0", "1"]] and qm.folded_bn == ["4"]
+    assert sorted(qm.float_state) == ["0.bias", "0.weight"]  # both BNs gone
+    with torch.no_grad():
+        y = torch.relu(nn.functional.conv2d(x, qm.float_state["0.weight"], qm.float_state["0.bias"]))
+        assert torch.allclose(y, torch.relu(model[1](model[0](x))), atol=1e-5)
+
+
 @pytest.mark.parametrize("arch,kwargs", [("resnet20", {}), ("mobilenet_v2", {"width_mult": 0.35})])
 @pytest.mark.parametrize("wspec", ["lsq_channel", "uniform_tensor_asym"])
 def test_fold_bn_keeps_the_eval_output(arch, kwargs, wspec, helpers):

@@ -19,7 +19,7 @@ from ..data import BatchLoader, eval_augment, load_split
 from ..data.presets import stored_size
 from ..errors import ConfigError, FormatError
 from .executor import FakeQuantExecutor, IntegerExecutor
-from .onnx_ops import QONNX_DOMAIN
+from .onnx_ops import QONNX_DOMAIN, require_onnx
 from .packed import load_packed
 from .safetensors_io import parse_json
 
@@ -43,10 +43,8 @@ def file_kind(path) -> str:
 
 def onnx_metadata(path) -> Dict[str, Any]:
     """The lowbit summary stored in an exported ONNX file (empty if absent)."""
-    import onnx  # optional (the onnx extra), as are onnxruntime and qonnx below
-
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        proto = require_onnx().load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises its own DecodeError
         raise FormatError(f"{path} is neither a lowbit packed file nor ONNX: {exc}") from None
     if len(proto.graph.node) == 0:  # protobuf parses many byte strings as an empty model
@@ -92,7 +90,10 @@ def check_domains(path, domains: Set[str], allow_import: bool) -> None:
 
 def ort_predictor(path, threads: int = 0) -> Predict:
     """onnxruntime session as a predict function (static batch dims are fed one chunk at a time)."""
-    import onnxruntime as ort  # optional (the onnx extra)
+    try:
+        import onnxruntime as ort  # optional (the onnx extra): only evaluating ONNX files needs it
+    except ImportError:
+        raise ConfigError("evaluating ONNX needs onnxruntime: pip install 'lowbit[onnx]'") from None
 
     so = ort.SessionOptions()
     if threads:
@@ -116,10 +117,9 @@ def qonnx_predictor(path, allow_import: bool = False) -> Predict:
     """QONNX model run by the qonnx reference executor (slow; for checking only). Files naming
     operator domains other than the standard and QONNX ones are refused (see
     :func:`check_domains`) before qonnx sees them."""
-    import onnx
-
-    check_domains(path, node_domains(onnx.load(str(path), load_external_data=False)), allow_import)
-    try:
+    check_domains(path, node_domains(require_onnx().load(str(path), load_external_data=False)),
+                  allow_import)
+    try:  # optional (the qonnx extra): only evaluating QONNX files needs it
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
         from qonnx.util.cleanup import cleanup_model

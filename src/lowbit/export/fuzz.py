@@ -31,6 +31,7 @@ from ..quantizers.config import QuantizerConfig
 from . import safetensors_io as sio
 from .evaluate import ort_predictor, qonnx_predictor
 from .executor import FakeQuantExecutor, IntegerExecutor
+from .onnx_ops import require_onnx
 from .packed import DIGEST_KEY, MANIFEST_KEY, _digest, from_packed_bytes, to_packed_bytes
 from .source import exportable
 
@@ -178,8 +179,7 @@ def import_file(kind: str, packed: bytes, onnx_bytes: bytes) -> bytes:
                                                         "kwargs": {}}))
     if kind == "import_registry":
         return resign(packed, lambda m: m["model"]["arch"].update(name=CANARY))
-    import onnx  # optional (the onnx extra)
-
+    onnx = require_onnx()
     proto = onnx.load_from_string(onnx_bytes)
     graph, out = proto.graph, proto.graph.output[0].name
     graph.node[-1].output[0] = out + "_pre"

@@ -34,9 +34,9 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.convert import QuantizedLayer
 from ..nn.modules import has_own_forward, is_quant_layer
+from ..nn.prepare import QUANTIZER_SLOTS
 
 OP_CLASSES = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "linear": nn.Linear}
-QUANTIZER_SLOTS = ("weight_quantizer", "input_quantizer", "bias_quantizer")
 _MODULE_KEYS = frozenset(vars(nn.Module()))  # what nn.Module.__init__ sets up itself
 _NOT_ADOPTED = frozenset({"_lowbit_active", "lowbit_int_bias"})
 _BASE_NAMES = ("name", "op", "attrs", "own_forward", "runtime_weight", "runtime_bias")

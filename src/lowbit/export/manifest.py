@@ -87,8 +87,8 @@ def encode_manifest(ex: Exportable, version: str) -> Tuple[Dict[str, Any], Dict[
     manifest = {
         "format": FORMAT, "version": VERSION, "lowbit_version": version, "model": ex.model_ref,
         "quant_spec": qm.quant_spec, "input_shape": list(ex.input_shape), "data": ex.data,
-        "fold_bn": bool(ex.fold_bn), "folded_bn": list(qm.folded_bn),
-        "fold_structure": [list(p) for p in ex.fold_structure], "layers": layers,
+        "fold_bn": bool(qm.fold_bn), "folded_bn": list(qm.folded_bn),
+        "fold_structure": [list(p) for p in qm.fold_structure], "layers": layers,
         "float_state": {k: list(v.shape) for k, v in qm.float_state.items()},
         "int_state": _int_state(ex), "payload_bytes": int(sum(a.nbytes for a in arrays.values())),
     }
@@ -225,7 +225,8 @@ def decode_manifest(m: Dict[str, Any], arrays: Dict[str, np.ndarray],
     C.need(m.get("quant_spec") is None or isinstance(m.get("quant_spec"), dict),
            "manifest quant_spec must be an object or null")
     qm = QuantizedModel(layers, _decode_float_state(m.get("float_state"), arrays, used),
-                        None, m.get("quant_spec"), folded)
+                        None, m.get("quant_spec"), folded,
+                        _name_pairs(m.get("fold_structure"), "fold_structure"), bool(m.get("fold_bn")))
     unused = sorted(set(arrays) - used)
     C.need(not unused, f"the file holds tensors the manifest does not describe: {unused[:5]}")
     C.need(m.get("payload_bytes") == int(sum(a.nbytes for a in arrays.values())),
@@ -237,8 +238,7 @@ def decode_manifest(m: Dict[str, Any], arrays: Dict[str, np.ndarray],
     C.need(data is None or isinstance(data, dict), "manifest 'data' must be an object or null")
     shape = C.shape_of(m.get("input_shape"), "input_shape")
     C.need(int(np.prod(shape)) <= 1 << 26, "manifest input_shape is absurdly large")
-    ex = Exportable(qm, ref, _name_pairs(m.get("fold_structure"), "fold_structure"), shape,
-                    _decode_int_state(m.get("int_state")), data, bool(m.get("fold_bn")))
+    ex = Exportable(qm, ref, shape, _decode_int_state(m.get("int_state")), data)
     _check_before_decoding(ex, pending, max_decoded_bytes)
     for layer, attr, decode in pending:
         setattr(layer, attr, decode())

@@ -35,19 +35,11 @@ from ..errors import ConfigError
 from ..files import write_bytes
 from ..nn.inputs import inputs_to, run_model, split_inputs
 from .onnx_layers import OnnxOptions, make_onnx
-from .onnx_ops import QONNX_DOMAIN
+from .onnx_ops import QONNX_DOMAIN, require_onnx
 from .rebuild import build_runtime
 from .source import Exportable, exportable
 
 MANIFEST_KEY = "lowbit.manifest"
-
-
-def _onnx():
-    try:
-        import onnx  # optional (the onnx extra): only ONNX export needs it
-    except ImportError:
-        raise ConfigError("ONNX export needs the onnx package: pip install 'lowbit[onnx]'") from None
-    return onnx
 
 
 def io_names(inputs, outputs) -> Tuple[List[str], List[str]]:
@@ -80,7 +72,7 @@ def used_layers(module: nn.Module, inputs, layers) -> Tuple[Set[str], Any]:
 
 
 def _trace(module: nn.Module, inputs, opset: int, qonnx: bool, dynamic_batch: bool, outputs):
-    onnx, buf = _onnx(), io.BytesIO()
+    onnx, buf = require_onnx(), io.BytesIO()
     args, kwargs = split_inputs(inputs)
     in_names, out_names = io_names(inputs, outputs)
     axes = {n: {0: "batch"} for n in in_names + out_names} if dynamic_batch else None
@@ -101,15 +93,13 @@ def _trace(module: nn.Module, inputs, opset: int, qonnx: bool, dynamic_batch: bo
 
 def _retype(proto, conversions: Dict[str, str]) -> None:
     """Give the listed initializers their real integer type (int4/uint4/uint16)."""
-    onnx = _onnx()
-    from onnx import numpy_helper
-
+    onnx = require_onnx()
     found = set()
     for i, init in enumerate(proto.graph.initializer):
         target = conversions.get(init.name)
         if target is None:
             continue
-        values = numpy_helper.to_array(init).astype(np.int64)
+        values = onnx.numpy_helper.to_array(init).astype(np.int64)
         new = onnx.helper.make_tensor(init.name, getattr(onnx.TensorProto, target), list(values.shape),
                                       values.reshape(-1).tolist())
         proto.graph.initializer[i].CopyFrom(new)
@@ -129,13 +119,13 @@ def summary(ex: Exportable, fmt: str) -> Dict[str, Any]:
                        "input_bits": [None if q is None else q.max_bits for q in layer.input_qparams],
                        "folded_bn": layer.folded_bn})
     return {"format": f"lowbit.{fmt}", "lowbit_version": __version__, "model": ex.model_ref,
-            "data": ex.data, "input_shape": ex.input_shape, "fold_bn": ex.fold_bn,
+            "data": ex.data, "input_shape": ex.input_shape, "fold_bn": ex.quantized.fold_bn,
             "folded_bn": ex.quantized.folded_bn, "layers": layers}
 
 
 def _export(source, path, fmt: str, opts: OnnxOptions, *, fold_bn: bool, example_input,
             model: Optional[nn.Module], allow_import: bool, data, dynamic_batch: bool):
-    onnx = _onnx()
+    onnx = require_onnx()
     if not 13 <= opts.opset <= 21:
         raise ConfigError(f"opset must be in 13..21, got {opts.opset}")
     ex = exportable(source, fold_bn=fold_bn, example_input=example_input, data=data)

@@ -67,7 +67,7 @@ def _affine_act(qp: QParams, where: str, fmt: str) -> None:
     if qp.kind != "affine":
         raise ConfigError(f"{where}: {qp.kind} activations have no ONNX Q/DQ form; quantize "
                           "activations with an affine quantizer (uniform/lsq/...) to export")
-    if fmt == "qdq" and qp.extra.get("rounding", "round") != "round":
+    if fmt == "qdq" and qp.rounding != "round":
         raise ConfigError(f"{where}: floor-rounded activations cannot be QuantizeLinear "
                           "(round half to even); export with --format qonnx instead")
 
@@ -95,7 +95,7 @@ class OnnxAct(nn.Module):
                 opts.conversions[f"{prefix}.zp"] = name
             full = (lo, hi) == (self.qmin, self.qmax)
         else:
-            self.signed, self.rounding = int(qp.signed), qp.extra.get("rounding", "round").upper()
+            self.signed, self.rounding = int(qp.signed), qp.rounding.upper()
             bits = max(bits, 2) if qp.signed else bits  # QONNX turns signed 1-bit into bipolar
             self.narrow = int(qp.signed and (self.qmin, self.qmax) == tuple(
                 int(v) for v in std_range(bits, True, True)))

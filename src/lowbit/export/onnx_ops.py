@@ -19,9 +19,20 @@ from typing import Optional
 import torch
 from torch.autograd import Function
 
+from ..errors import ConfigError
 from ..ops.affine import fake_quantize
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+def require_onnx():
+    """The ``onnx`` module, or a ConfigError that says how to install it."""
+    try:
+        import onnx  # optional (the onnx extra): only ONNX export and evaluation need it
+    except ImportError:
+        raise ConfigError("ONNX export and evaluation need the onnx package: "
+                          "pip install 'lowbit[onnx]'") from None
+    return onnx
 
 
 def _const(g, value: float):

@@ -54,8 +54,8 @@ def std_range(bits: np.ndarray, signed: bool, narrow: bool = False) -> Tuple[np.
 
 def zero_point_mode(qp: QParams) -> str:
     """How the zero point is kept: ``stored`` (float32 per slice), ``dorefa`` (implied
-    ``(2^b - 1) / 2``) or ``none`` (zero). ``extra['stored_zero_point']`` (set by
-    :func:`lowbit.export.exportable` from ``Quantizer.has_zero_point()``) decides; without it, zero
+    ``(2^b - 1) / 2``) or ``none`` (zero). ``qp.stored_zero_point`` (set by
+    :func:`lowbit.convert` from ``Quantizer.has_zero_point()``) decides; where it is None, zero
     points are stored when any is non-zero."""
     zp = qp.zero_point.detach().float()
     if qp.kind == "log2":
@@ -65,7 +65,7 @@ def zero_point_mode(qp: QParams) -> str:
         if not torch.equal(zp.expand_as(implied), implied):
             raise ConfigError("DoReFa zero points differ from (2^bits - 1) / 2")
         return "dorefa"
-    stored = qp.extra.get("stored_zero_point")
+    stored = qp.stored_zero_point
     if stored is None:
         stored = bool((zp != 0).any())
     if not stored and bool((zp != 0).any()):
@@ -185,7 +185,7 @@ def plan_qtensor(prefix: str, d: Any, arrays: Arrays,
     zp = _zero_point(prefix, zmode, bits, pshape, arrays, used)
     nslices, per = slice_layout(shape, gran)
     buf = C.array(arrays, f"{prefix}.codes", "uint8", [stream_nbytes(bits.reshape(-1), per)], used)
-    extra: Dict[str, Any] = {"stored_zero_point": zmode == "stored"}
+    extra: Dict[str, Any] = {}
     if isinstance(d.get("transform"), str):
         extra["transform"] = C.get_str(d, "transform", what, ("dorefa", "clip01"))
     if kind == "log2":
@@ -193,7 +193,7 @@ def plan_qtensor(prefix: str, d: Any, arrays: Arrays,
         extra["min_exp"] = _t(first, np.float32)
         first = np.ones(pshape, dtype=np.float32)
     qp = QParams(_t(first, np.float32), _t(zp, np.float32), _t(qmin, np.int32), _t(qmax, np.int32),
-                 _t(bits, np.int32), signed, gran, kind, extra)
+                 _t(bits, np.int32), signed, gran, kind, extra, stored_zero_point=zmode == "stored")
     dtype = torch.from_numpy(np.zeros(0, code_dtype(int(bits.max(initial=1)), signed))).dtype
 
     def decode() -> torch.Tensor:
@@ -220,7 +220,7 @@ def encode_act(prefix: str, qp: QParams) -> Tuple[Dict[str, Any], Arrays]:
         raise ConfigError(f"{prefix}: implied zero points are for weights only")
     desc = {"kind": qp.kind, "signed": bool(qp.signed), "bits": int(qp.bits.max()),
             "qmin": int(qp.qmin.min()), "qmax": int(qp.qmax.max()), "zero_point": zmode,
-            "rounding": qp.extra.get("rounding", "round"), "transform": qp.extra.get("transform")}
+            "rounding": qp.rounding, "transform": qp.extra.get("transform")}
     arrays = {f"{prefix}.scale": _first_slot(qp).detach().float().reshape(()).numpy().astype("<f4")}
     if zmode == "stored":
         arrays[f"{prefix}.zero_point"] = qp.zero_point.detach().float().reshape(()).numpy().astype("<f4")
@@ -245,7 +245,7 @@ def decode_act(prefix: str, d: Any, arrays: Arrays, used: Set[str]) -> QParams:
     if zmode == "stored":
         zp = C.finite(C.array(arrays, f"{prefix}.zero_point", "float32", (), used),
                       f"{prefix}.zero_point", integral=True)
-    extra: Dict[str, Any] = {"stored_zero_point": zmode == "stored", "rounding": rounding}
+    extra: Dict[str, Any] = {}
     if isinstance(d.get("transform"), str):
         extra["transform"] = C.get_str(d, "transform", what, ("dorefa", "clip01"))
     if kind == "log2":
@@ -254,4 +254,4 @@ def decode_act(prefix: str, d: Any, arrays: Arrays, used: Set[str]) -> QParams:
         first = np.ones((), np.float32)
     full = lambda v: torch.tensor(v, dtype=torch.int32)  # noqa: E731
     return QParams(_t(first, np.float32), _t(zp, np.float32), full(qmin), full(qmax),
-                   full(bits), signed, Granularity("tensor"), kind, extra)
+                   full(bits), signed, Granularity("tensor"), kind, extra, rounding, zmode == "stored")

@@ -26,25 +26,13 @@ from ..errors import ConfigError, FormatError
 from ..models import create_model
 from ..models.user import (ALLOW_IMPORT, IMPORT_PATH_RE, build_from_factory, call_constructor,
                            import_object)
-from ..nn.convert import QuantizedLayer
+from ..nn.convert import QuantizedLayer, layer_attrs
 from ..nn.layers import Add, ScalarLayer, add_scalar_layer
+from ..nn.prepare import QUANTIZER_SLOTS
+from ..nn.walk import set_module
 from . import checks as C
 
 LAYER_TYPES = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "linear": nn.Linear, "add": Add}
-
-
-def module_attrs(mod: nn.Module) -> Dict[str, Any]:
-    """The attributes convert records for a Conv/Linear (compared with the manifest's)."""
-    if isinstance(mod, nn.Linear):
-        return {"in_features": mod.in_features, "out_features": mod.out_features}
-    pad = mod.padding if isinstance(mod.padding, str) else list(mod.padding)
-    return {"stride": list(mod.stride), "padding": pad, "dilation": list(mod.dilation),
-            "groups": mod.groups, "padding_mode": mod.padding_mode}
-
-
-def set_module(root: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, new)
 
 
 def _get(root: nn.Module, name: str, err) -> nn.Module:
@@ -122,7 +110,7 @@ def _with_scalar_layer(model: nn.Module, ref: Dict[str, Any]) -> nn.Module:
 
 
 def _apply_structure(base: nn.Module, ex, err) -> None:
-    for layer, bn in ex.fold_structure:
+    for layer, bn in ex.quantized.fold_structure:
         mod = _get(base, layer, err)
         if not isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             raise err(f"fold structure names {layer!r}, which is not a Conv/Linear layer")
@@ -146,13 +134,12 @@ def check_layer(name: str, layer: QuantizedLayer, mod: nn.Module, err) -> None:
     if tuple(w.shape) != tuple(mod.weight.shape):
         raise err(f"layer {name!r}: weight shape {list(w.shape)} in the export, "
                   f"{list(mod.weight.shape)} in the architecture")
-    if module_attrs(mod) != layer.attrs:
-        raise err(f"layer {name!r}: attributes {layer.attrs} in the export, {module_attrs(mod)} "
+    if layer_attrs(mod) != layer.attrs:
+        raise err(f"layer {name!r}: attributes {layer.attrs} in the export, {layer_attrs(mod)} "
                   "in the architecture")
 
 
-OWNED = ("weight", "bias", "weight_quantizer", "input_quantizer", "bias_quantizer",
-         "input_quantizers")
+OWNED = ("weight", "bias") + QUANTIZER_SLOTS
 
 
 def _owned(key: str, layers) -> bool:

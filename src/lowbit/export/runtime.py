@@ -28,10 +28,8 @@ import warnings
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
 from ..nn.convert import QuantizedLayer
 from ..nn.linearity import linear_probe
 from ..ops.affine import fake_quantize, quantize
@@ -49,7 +47,7 @@ class ActQuant(nn.Module):
 
     def __init__(self, qp: QParams):
         super().__init__()
-        self.kind, self.rounding = qp.kind, qp.extra.get("rounding", "round")
+        self.kind, self.rounding = qp.kind, qp.rounding
         self.qmin, self.qmax, self.bits = int(qp.qmin.min()), int(qp.qmax.max()), int(qp.bits.max())
         self.register_buffer("scale", qp.scale.float().reshape(()), persistent=False)
         self.register_buffer("zero_point", qp.zero_point.float().reshape(()), persistent=False)
@@ -106,20 +104,6 @@ def integer_weight(codes: torch.Tensor, qp: QParams) -> Tuple[torch.Tensor, torc
         w = gran.restore(ints * gran.expand(scale, ints), codes.shape)
         return w, torch.ones(out, dtype=torch.float64), False
     return gran.restore(ints, codes.shape), scale.reshape(-1).expand(out).clone(), True
-
-
-def run_op(op: str, attrs, x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor]) -> torch.Tensor:
-    """The Conv1d/Conv2d/Linear computation of ``nn.Conv*._conv_forward`` / ``F.linear``."""
-    if op == "linear":
-        return F.linear(x, w, b)
-    conv = F.conv2d if op == "conv2d" else F.conv1d
-    padding, mode = attrs["padding"], attrs["padding_mode"]
-    if mode != "zeros":
-        if isinstance(padding, str):
-            raise ConfigError(f"padding {padding!r} with padding_mode {mode!r} is not supported")
-        pads = [p for p in reversed(padding) for _ in range(2)]
-        x, padding = F.pad(x, pads, mode=mode), 0
-    return conv(x, w, b, attrs["stride"], padding, attrs["dilation"], attrs["groups"])
 
 
 class DequantLayer(RuntimeLayer):

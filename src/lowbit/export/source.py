@@ -3,14 +3,13 @@
 Every writer (packed, ONNX, QONNX) and both executors take an :class:`Exportable`; the packed
 loader returns one. :func:`exportable` makes one from a prepared and calibrated model:
 
-1. ``convert(model, fold_bn=...)`` gives the integer layers (BNs after quantized layers folded
-   into their scales and biases);
-2. each QParams is annotated with what the quantizer module knows and QParams does not: whether
-   its zero point is stored (``Quantizer.has_zero_point()``) and the rounding of activations;
-3. with ``fold_bn``, BNs after *unquantized* Conv/Linear layers are folded into their float
-   weights too (as :func:`lowbit.account` counts them);
-4. the architecture reference: the registry spec (``model.lowbit_spec``) or, for a user's own
-   module, ``"package.module:Class"`` with optional constructor kwargs.
+1. ``convert(model, fold_bn=...)`` gives everything quantized: integer codes and complete
+   QParams per layer, the float state with every BN that follows a Conv/Linear folded away
+   (see :mod:`lowbit.nn.convert`). Writers and executors read only this, never the
+   quantizer modules;
+2. the architecture reference: the registry spec (``model.lowbit_spec``), a recipe's model
+   factory, or, for a user's own module, ``"package.module:Class"`` with optional constructor
+   kwargs; and the example input's shape.
 
 >>> import torch
 >>> from lowbit import calibrate, prepare
@@ -34,32 +33,27 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.user import factory_reference
 from ..nn.convert import QuantizedModel, convert
-from ..nn.graph import bn_factors, example_input_for, fold_affine
+from ..nn.graph import example_input_for
 from ..nn.layers import ScalarLayer
 from ..nn.inputs import first_tensor, inputs_to
-from ..nn.modules import QuantAdd
-from ..nn.walk import quant_layers
 from ..quantizers.base import QParams
 from .rebuild import build_base
 
 
 @dataclass
 class Exportable:
-    """A QuantizedModel with its architecture reference, fold structure and input shape.
+    """A QuantizedModel with its architecture reference and input shape.
 
-    ``fold_structure``: (layer, bn) pairs whose BN is gone from the float state because it was
-    folded into the layer's float weight and bias (before training, or at export for unquantized
-    layers): rebuilding replaces the BN by Identity and gives the layer a bias.
     ``int_state``: non-float buffers (e.g. ``num_batches_tracked``), kept in the manifest.
+    Rebuilding replaces the BNs of ``quantized.fold_structure`` and ``quantized.folded_bn`` by
+    Identity (see :mod:`lowbit.export.rebuild`).
     """
 
     quantized: QuantizedModel
     model_ref: Dict[str, Any]
-    fold_structure: List[List[str]] = field(default_factory=list)
     input_shape: List[int] = field(default_factory=list)
     int_state: Dict[str, torch.Tensor] = field(default_factory=dict)
     data: Optional[Dict[str, Any]] = None
-    fold_bn: bool = False
     model: Optional[nn.Module] = field(default=None, repr=False)  # live source, never saved
     example: Any = field(default=None, repr=False)  # live example input (any form), never saved
 
@@ -73,43 +67,6 @@ class Exportable:
     def base_model(self, model: Optional[nn.Module] = None, allow_import: bool = False) -> nn.Module:
         """The float architecture with BNs folded away (see :mod:`lowbit.export.rebuild`)."""
         return build_base(self, model, allow_import)
-
-
-def _annotate_act(qp, q) -> None:
-    if qp is None:
-        return
-    qp.extra["stored_zero_point"] = bool(q.has_zero_point())
-    qp.extra["rounding"] = q.rounding
-
-
-def annotate(qm: QuantizedModel, model: nn.Module) -> None:
-    """Record zero-point storage and activation rounding from the quantizer modules."""
-    for name, mod in quant_layers(model):
-        layer = qm.layers[name]
-        if isinstance(mod, QuantAdd):
-            for qp, q in zip(layer.input_qparams, mod.input_quantizers):
-                _annotate_act(qp, q)
-            continue
-        _annotate_act(layer.input_qparams[0], mod.input_quantizer)
-        if layer.weight_qparams is not None:
-            layer.weight_qparams.extra["stored_zero_point"] = bool(mod.weight_quantizer.has_zero_point())
-        if layer.bias_qparams is not None:
-            layer.bias_qparams.extra["stored_zero_point"] = bool(mod.bias_quantizer.has_zero_point())
-
-
-def _fold_float_layers(qm: QuantizedModel, model: nn.Module) -> List[List[str]]:
-    """Fold BNs that follow unquantized Conv/Linear layers into their float state."""
-    modules, done = dict(model.named_modules()), []
-    for layer, bn in qm.bn_pairs:
-        if layer in qm.layers or bn in qm.folded_bn:
-            continue
-        mult, offset = (t.cpu() for t in bn_factors(modules[bn]))
-        qm.float_state[f"{layer}.weight"], qm.float_state[f"{layer}.bias"] = fold_affine(
-            qm.float_state[f"{layer}.weight"], qm.float_state.get(f"{layer}.bias"), mult, offset)
-        for key in [k for k in qm.float_state if k.startswith(bn + ".")]:
-            del qm.float_state[key]
-        done.append([layer, bn])
-    return done
 
 
 def model_reference(model: nn.Module, module_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -148,7 +105,8 @@ def to_cpu(qm: QuantizedModel) -> QuantizedModel:
         bias_qparams=_cpu(l.bias_qparams), input_qparams=[_cpu(q) for q in l.input_qparams])
         for name, l in qm.layers.items()}
     return dataclasses.replace(qm, layers=layers, float_state={k: t(v) for k, v in qm.float_state.items()},
-                               folded_bn=list(qm.folded_bn))
+                               folded_bn=list(qm.folded_bn),
+                               fold_structure=[list(p) for p in qm.fold_structure])
 
 
 def _split_state(qm: QuantizedModel) -> Dict[str, torch.Tensor]:
@@ -166,8 +124,9 @@ def exportable(source, *, fold_bn: bool = True, example_input=None,
     inputs); registry models build one themselves.
 
     Raises ConfigError for models that were never prepared or calibrated (from ``convert``).
-    A bare QuantizedModel has no quantizer modules: zero points are then stored wherever one
-    is non-zero, and only registry architectures (``qm.arch``) can be rebuilt.
+    A QuantizedModel exports exactly as the model it was converted from (``fold_bn`` and
+    ``example_input`` are then convert's); only registry architectures (``qm.arch``) can be
+    rebuilt from it.
     """
     if isinstance(source, Exportable):
         return source
@@ -176,17 +135,12 @@ def exportable(source, *, fold_bn: bool = True, example_input=None,
         ref = {"source": "registry", "arch": source.arch} if source.arch else {"source": "unknown"}
         shape = [1, source.arch["in_channels"], source.arch["input_size"], source.arch["input_size"]] \
             if source.arch else []
-        return Exportable(source, ref, [], shape, _split_state(source), data, bool(source.folded_bn))
+        return Exportable(source, ref, shape, _split_state(source), data)
     if not isinstance(source, nn.Module):
         raise ConfigError(f"cannot export a {type(source).__name__}; pass a prepared nn.Module, "
                           "a QuantizedModel or a lowbit.export.Exportable")
     model = source
     x = example_input_for(model, example_input)
-    qm = convert(model, fold_bn=fold_bn, example_input=x)
-    annotate(qm, model)
-    qm = to_cpu(qm)
-    structure = [list(p) for p in getattr(model, "lowbit_folded_pairs", [])]
-    if fold_bn:
-        structure += _fold_float_layers(qm, model)
-    return Exportable(qm, model_reference(model, module_kwargs), structure,
-                      list(first_tensor(x).shape), _split_state(qm), data, fold_bn, model, x)
+    qm = to_cpu(convert(model, fold_bn=fold_bn, example_input=x))
+    return Exportable(qm, model_reference(model, module_kwargs), list(first_tensor(x).shape),
+                      _split_state(qm), data, model, x)

@@ -18,6 +18,12 @@ from ..quantizers.base import Quantizer
 from .modules import QuantAdd, QuantMixin, is_quant_layer
 
 
+def set_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    """Replace the submodule at the dotted ``name`` of ``root`` by ``new``."""
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, new)
+
+
 def quant_layers(model: nn.Module) -> Iterator[Tuple[str, nn.Module]]:
     """(name, module) of every wrapped layer, in registration order."""
     for name, mod in model.named_modules():

@@ -40,7 +40,11 @@ class QParams:
 
     ``scale``/``zero_point``/``qmin``/``qmax``/``bits`` are compact (one value per parameter
     slice, see :class:`Granularity`). ``kind`` is ``affine`` (value = (q - zero_point) * scale)
-    or ``log2`` (value = sign(q) * 2^(min_exp + |q| - 1), q = 0 -> 0).
+    or ``log2`` (value = sign(q) * 2^(min_exp + |q| - 1), q = 0 -> 0). ``rounding``: how values
+    map to codes (``round`` or ``floor``; runtimes quantize activations with it).
+    ``stored_zero_point``: whether the quantizer keeps a zero point per slice
+    (``Quantizer.has_zero_point()``); None: unknown, stored wherever one is non-zero.
+    :func:`lowbit.convert` fills both from the quantizer module.
     """
 
     scale: torch.Tensor
@@ -52,6 +56,8 @@ class QParams:
     granularity: Granularity
     kind: str = "affine"
     extra: Dict[str, Any] = field(default_factory=dict)
+    rounding: str = "round"
+    stored_zero_point: Optional[bool] = None
 
     @property
     def max_bits(self) -> int:
