@@ -177,3 +177,54 @@ def test_plots_are_renamed_into_place(tmp_path):
     save_pareto_plot(pts, path)
     assert path.stat().st_ino != first and path.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["pareto.png"]
+
+
+def _with_external_weight(small, folder, location):
+    """The ONNX export of ``small`` with its largest initializer moved to external data at
+    ``location`` (relative to ``folder``, where the model is written)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from lowbit.export.onnx_export import export_onnx
+
+    proto = export_onnx(small, example_input=X)
+    convert_model_to_external_data(proto, all_tensors_to_one_file=True, location=location,
+                                   size_threshold=64)
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(proto, str(folder / "model.onnx"))
+    return folder / "model.onnx"
+
+
+def test_external_data_beside_the_model_is_read(small, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from lowbit.export.evaluate import onnx_metadata, ort_predictor
+    from lowbit.export.onnx_export import export_onnx
+
+    inline = tmp_path / "inline.onnx"
+    inline.write_bytes(export_onnx(small, example_input=X).SerializeToString())
+    path = _with_external_weight(small, tmp_path / "m", "weights.bin")
+    assert (tmp_path / "m" / "weights.bin").stat().st_size > 0
+    onnx_metadata(path)
+    assert torch.equal(ort_predictor(path)(X), ort_predictor(inline)(X))
+
+
+@pytest.mark.parametrize("where", ["../outside.bin", "/etc/hostname", "sub/../../outside.bin"])
+def test_external_data_outside_the_model_folder_is_refused(small, tmp_path, capsys, where):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from lowbit.cli import main
+    from lowbit.export.evaluate import onnx_metadata
+
+    path = _with_external_weight(small, tmp_path / "m", "weights.bin")
+    proto = onnx.load(str(path), load_external_data=False)
+    for t in proto.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = where
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(FormatError, match="outside the model's folder"):
+        onnx_metadata(path)
+    assert main(["eval", str(path), "--dataset", "cifar10", "--limit", "1"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "outside the model's folder" in err[0]

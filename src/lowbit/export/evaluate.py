@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -54,6 +54,7 @@ def onnx_metadata(path) -> Dict[str, Any]:
     meta = parse_json(text, f"{path} lowbit.manifest") if text else {}
     if not isinstance(meta, dict):
         raise FormatError(f"{path}: lowbit.manifest must be a JSON object")
+    check_external_data(path, proto)
     meta["_qonnx"] = any(n.domain == QONNX_DOMAIN for n in proto.graph.node)
     meta["_domains"] = node_domains(proto)
     dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
@@ -63,18 +64,49 @@ def onnx_metadata(path) -> Dict[str, Any]:
 
 def node_domains(proto) -> Set[str]:
     """Every operator domain the model's nodes name, in nested graphs and functions too."""
-    out: Set[str] = set()
-    graphs = [proto.graph]
-    while graphs:
-        g = graphs.pop()
-        for n in g.node:
-            out.add(n.domain)
-            for a in n.attribute:
-                graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+    out = {n.domain for g in _graphs(proto) for n in g.node}
     for f in proto.functions:
         out.add(f.domain)
         out.update(n.domain for n in f.node)
     return out
+
+
+def _graphs(proto) -> List[Any]:
+    """The main graph, every graph nested in a node attribute, and the functions' nodes' graphs."""
+    out, todo = [], [proto.graph]
+    nodes_of_functions = [n for f in proto.functions for n in f.node]
+    while todo:
+        g = todo.pop()
+        out.append(g)
+        for n in list(g.node) + (nodes_of_functions if g is proto.graph else []):
+            for a in n.attribute:
+                todo += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+    return out
+
+
+def _tensors(proto) -> List[Any]:
+    """Every TensorProto that can carry data: initializers and tensor-valued attributes."""
+    out = []
+    for g in _graphs(proto):
+        out += list(g.initializer) + [t for s in g.sparse_initializer for t in (s.values, s.indices)]
+        for n in g.node:
+            for a in n.attribute:
+                out += ([a.t] if a.HasField("t") else []) + list(a.tensors)
+    return out
+
+
+def check_external_data(path, proto) -> None:
+    """Tensors stored outside the file must lie in the file's own folder: onnxruntime and
+    qonnx would otherwise read whatever path the file names (``/etc/...``, ``../../...``)."""
+    folder = Path(path).resolve().parent
+    for t in _tensors(proto):
+        if t.data_location != t.EXTERNAL:
+            continue
+        where = {e.key: e.value for e in t.external_data}.get("location", "")
+        target = (folder / where).resolve()
+        if not where or Path(where).is_absolute() or not target.is_relative_to(folder):
+            raise FormatError(f"{path}: tensor {t.name!r} names external data at {where!r}, outside "
+                              "the model's folder; lowbit reads external data only beside the model")
 
 
 def check_domains(path, domains: Set[str], allow_import: bool) -> None:
@@ -117,8 +149,9 @@ def qonnx_predictor(path, allow_import: bool = False) -> Predict:
     """QONNX model run by the qonnx reference executor (slow; for checking only). Files naming
     operator domains other than the standard and QONNX ones are refused (see
     :func:`check_domains`) before qonnx sees them."""
-    check_domains(path, node_domains(require_onnx().load(str(path), load_external_data=False)),
-                  allow_import)
+    proto = require_onnx().load(str(path), load_external_data=False)
+    check_external_data(path, proto)
+    check_domains(path, node_domains(proto), allow_import)
     try:  # optional (the qonnx extra): only evaluating QONNX files needs it
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
