@@ -27,6 +27,9 @@ from typing import Iterator, Union
 from .errors import ConfigError
 
 PathLike = Union[str, "os.PathLike[str]"]
+# the repository root of a source checkout (src/lowbit/files.py -> .): bundled recipes,
+# baselines and the ../shared/data default live relative to it
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMP_SUFFIX = ".tmp"
 
 

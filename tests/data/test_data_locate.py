@@ -43,7 +43,7 @@ def test_cwd_fallback_and_nothing_found(tmp_path, monkeypatch):
     work = tmp_path / "repo"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setattr(locate, "_repo_root", lambda: tmp_path / "elsewhere" / "repo")
+    monkeypatch.setattr(locate, "REPO_ROOT", tmp_path / "elsewhere" / "repo")
     with pytest.raises(DataError) as err:
         resolve_data_dir()
     assert "--data-dir" in str(err.value) and "LOWBIT_DATA" in str(err.value)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
 
 from ..errors import DataError
+from ..files import REPO_ROOT
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -25,14 +26,9 @@ DATA_ENV = "LOWBIT_DATA"
 CACHE_ENV = "LOWBIT_CACHE"
 
 
-def _repo_root() -> Path:
-    """The repository root for a source checkout: ``src/lowbit/data/locate.py`` -> ``.``."""
-    return Path(__file__).resolve().parents[3]
-
-
 def default_data_candidates() -> List[Path]:
     """The fallback data directories tried after the argument and ``LOWBIT_DATA``."""
-    candidates = [_repo_root().parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    candidates = [REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     unique: List[Path] = []
     for cand in candidates:
         if cand not in unique:

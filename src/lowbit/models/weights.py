@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..files import REPO_ROOT
 
 SCALAR_KEY = "scalar_layer.scale"  # the scalar layer's parameter (lowbit.nn.layers.add_scalar_layer)
 
@@ -25,7 +26,7 @@ def resolve_path(path: str) -> Path:
     p = Path(path)
     if p.is_file():
         return p
-    alt = Path(__file__).resolve().parents[3] / path
+    alt = REPO_ROOT / path
     if alt.is_file():
         return alt
     raise ConfigError(f"model.init: no file {path!r} (looked in the current folder and the "

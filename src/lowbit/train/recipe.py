@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import yaml
 
 from ..errors import ConfigError
+from ..files import REPO_ROOT
 from ..methods import METHODS
 from ..models.user import check_import_path
 from ..nn.spec import QuantSpec
@@ -306,7 +307,7 @@ def load_recipe(path: str, overrides: Iterable[str] = ()) -> Recipe:
 
 
 def bundled_recipes_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "recipes"
+    return REPO_ROOT / "recipes"
 
 
 def resolve_recipe_path(path: str) -> Path:
