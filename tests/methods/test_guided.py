@@ -106,6 +106,11 @@ def test_twin_starts_as_the_float_model_and_defaults_follow_the_paper():
         assert torch.equal(g.twin.eval()(x), q.eval()(x))
     assert default_points(prepare(create_model("cnn"), SPEC)) == ("classifier.0", "classifier.3")
     assert default_points(_tiny()) == ("2", "4")  # any other model: its last two layers
+    # never the first layer, whose input is the network input in both networks (R would be 0)
+    two = prepare(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), SPEC)
+    assert default_points(two) == ("2",)
+    with pytest.raises(ConfigError, match="no feature map between them to guide; name the points"):
+        default_points(prepare(nn.Sequential(nn.Linear(4, 3)), SPEC))
 
 
 def test_guided_errors_name_the_problem():

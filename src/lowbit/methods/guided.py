@@ -52,9 +52,9 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.modules import QuantAdd
 from ..nn.prepare import float_copy
-from ..nn.resolve import match_names, name_list
 from ..nn.walk import quant_layers
 from .base import METHODS, Companion, Method, TrainContext
+from .select import pick
 
 _RESNET = ("layer3.0.conv1", "fc")
 DEFAULT_POINTS: Dict[str, Tuple[str, ...]] = {
@@ -95,26 +95,23 @@ class GuidedConfig:
 
 
 def default_points(model: nn.Module) -> Tuple[str, ...]:
-    """The guided points of a bundled model, else the last two quantized Conv/Linear layers."""
+    """The guided points of a bundled model, else the last two quantized Conv/Linear layers
+    after the first (the first one's input is the network input, the same in both networks,
+    where the guidance loss is always 0)."""
     name = (getattr(model, "lowbit_spec", None) or {}).get("name")
     if name in DEFAULT_POINTS:
         return DEFAULT_POINTS[name]
     layers = [n for n, m in quant_layers(model) if not isinstance(m, QuantAdd)]
-    return tuple(layers[-2:])
+    if len(layers) < 2:
+        raise ConfigError(f"guided: the model has {len(layers)} quantized Conv/Linear layer(s) and no "
+                          "feature map between them to guide; name the points (methods.N.args.points)")
+    return tuple(layers[1:][-2:])
 
 
 def resolve_points(model: nn.Module, patterns: Tuple[str, ...]) -> List[str]:
     """Names of the quantized layers the patterns match, in model order; each pattern must
     match at least one (the error lists the layers that exist)."""
-    names = [n for n, _ in quant_layers(model)]
-    chosen = set()
-    for pattern in patterns:
-        hits = match_names(pattern, names)
-        if not hits:
-            raise ConfigError(f"guided point {pattern!r} matches no quantized layer; "
-                              f"quantized layers: {name_list(names)}")
-        chosen.update(hits)
-    return [n for n in names if n in chosen]
+    return pick([n for n, _ in quant_layers(model)], patterns, "guided points", "quantized layer")
 
 
 def _input_quantizers(layer: nn.Module) -> List[Optional[nn.Module]]:
