@@ -80,7 +80,7 @@ def test_two_processes_train_the_twin_like_one(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ({"points": ["layer9.*"]}, "guided point 'layer9.*' matches no quantized layer"),
+    ({"points": ["layer9.*"]}, "guided points pattern 'layer9.*' matches no quantized layer"),
     ({"lam": -0.5}, "guided lam (lambda) must be >= 0, got -0.5")])
 def test_bad_guided_args_are_a_one_line_error_before_any_file(tmp_path, args, message):
     path = write_recipe(tmp_path / "r.yaml", _guided_recipe(**args))
