@@ -69,3 +69,33 @@ def test_a_kind_a_user_registers_is_configured_and_checked_by_its_own_class(user
 def test_an_unregistered_kind_is_refused_again():
     with pytest.raises(lowbit.errors.ConfigError, match="unknown quantizer kind 'half_step_lsq'"):
         QuantizerConfig(kind="half_step_lsq", bits=4)
+
+
+@pytest.mark.parametrize("field, value, kind, readers", [
+    ("threshold", 0.1, "lsq", "nested"), ("scale_grad", "ste", "uniform", "nested"),
+    ("bits_min", 3, "nested", "learned_range"), ("fill_levels", True, "dorefa", "learned_range")])
+def test_a_field_only_other_kinds_read_is_refused(field, value, kind, readers):
+    """Setting a field the kind ignores would silently do nothing: one line naming who reads it."""
+    bits = None if kind == "nested" else 4
+    with pytest.raises(lowbit.errors.ConfigError,
+                       match=f"{field} applies to quantizer kind {readers} only; kind '{kind}' does not read it"):
+        QuantizerConfig(kind=kind, bits=bits, **{field: value})
+    QuantizerConfig(kind=readers, bits=4 if readers != "nested" else None, **{field: value})  # its own kind
+
+
+def test_changing_kind_drops_the_old_kinds_own_fields():
+    base = QuantizerConfig(kind="learned_range", bits=4, bits_min=3, fill_levels=True, estimator="ewgs")
+    moved = base.replace(kind="uniform", bits=8)
+    assert (moved.bits_min, moved.fill_levels) == (2, False)  # defaults again
+    assert moved.estimator == "ewgs" and moved.bits == 8  # what every kind reads carries over
+    assert QuantizerConfig(kind="nested", bits=None, threshold=0.2).replace(kind="lsq", bits=4).threshold == 1e-3
+
+
+def test_an_override_may_change_the_kind_of_a_specialised_base():
+    from torch import nn
+
+    spec = lowbit.QuantSpec(weight=QuantizerConfig(kind="nested", bits=None, threshold=0.05),
+                            act=None, overrides=[{"pattern": "@last", "weight": {"kind": "uniform", "bits": 8}}])
+    q = lowbit.prepare(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), spec)
+    assert q[0].weight_quantizer.config.threshold == 0.05
+    assert q[2].weight_quantizer.config.kind == "uniform" and q[2].weight_quantizer.config.threshold == 1e-3

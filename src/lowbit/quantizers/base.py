@@ -96,6 +96,9 @@ class Quantizer(nn.Module):
     calibrated = True        # its range comes from data (observers); False: fixed ranges
     can_learn_bits = False   # learns a bit-width per slice: bit_tensor(), set_learn_bits(), min_bits()
     affine_grid = False      # one affine scale per slice: a bias can live on the accumulator grid
+    # the kind-specific QuantizerConfig fields this kind reads; a kind that does not read a
+    # field some other kind reads refuses a non-default value of it (QuantizerConfig)
+    reads: Tuple[str, ...] = ()
 
     def __init__(self, config: QuantizerConfig, role: str = "weight",
                  shape: Optional[Sequence[int]] = None, name: str = ""):

@@ -32,7 +32,10 @@ OBSERVERS = ("minmax", "percentile", "gaussian", "mse")
 @dataclass(frozen=True)
 class QuantizerConfig:
     """What a quantizer does. The common fields are checked here; ``kind``'s quantizer class
-    checks the fields it reads (``Quantizer.check_config``); fields it does not read are ignored.
+    checks the fields it reads (``Quantizer.check_config``); a field only other kinds read
+    (``Quantizer.reads``: bits_min/bits_max/learn_bits/fill_levels for learned_range,
+    threshold/eps/scale_grad for nested) must keep its default, and ``replace(kind=...)``
+    resets the old kind's own fields.
 
     kind: uniform (calibrated, fixed), lsq (learned step), learned_range (learned step and
       range, implicit bits; Schaefer et al.), nested (floor with learned scale; Chinbat), dorefa
@@ -92,7 +95,18 @@ class QuantizerConfig:
         check_rounding(self.rounding, self.estimator)
         check_estimator(self.estimator, self.grad_delta, self.grad_alpha)
         self._check_observer()
+        self._check_unread()
         QUANTIZERS.get(self.kind).check_config(self)  # each kind checks the fields it reads
+
+    def _check_unread(self) -> None:
+        """A field only other kinds read (``Quantizer.reads``) must keep its default: a
+        ``threshold`` on an lsq quantizer would otherwise silently do nothing."""
+        own = set(QUANTIZERS.get(self.kind).reads)
+        for f in dataclasses.fields(self):
+            users = [k for k, cls in QUANTIZERS.items() if f.name in cls.reads]
+            if users and f.name not in own and getattr(self, f.name) != f.default:
+                raise ConfigError(f"{f.name} applies to quantizer kind {' / '.join(users)} only; kind "
+                                  f"{self.kind!r} does not read it (remove it, or set kind: {users[0]})")
 
     def _normalize_granularity(self):
         gran = self.granularity
@@ -127,7 +141,15 @@ class QuantizerConfig:
             raise ConfigError(f"{self.kind} supports tensor or channel granularity, not group")
 
     def replace(self, **changes: Any) -> "QuantizerConfig":
-        """A copy with ``changes`` applied (validated again)."""
+        """A copy with ``changes`` applied (validated again). A new ``kind`` starts from the
+        defaults of the fields only the old kind read (an override ``{kind: uniform}`` of a
+        learned_range base does not inherit its ``bits_min``)."""
+        kind = changes.get("kind", self.kind)
+        if kind != self.kind and kind in QUANTIZERS:
+            new = set(QUANTIZERS.get(kind).reads)
+            for f in dataclasses.fields(self):
+                if f.name in QUANTIZERS.get(self.kind).reads and f.name not in new:
+                    changes.setdefault(f.name, f.default)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> Dict[str, Any]:

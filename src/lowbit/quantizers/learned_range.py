@@ -71,6 +71,7 @@ class LearnedRangeQuantizer(Quantizer):
 
     learnable = True
     can_learn_bits = True
+    reads = ("bits_min", "bits_max", "learn_bits", "fill_levels")
 
     @classmethod
     def check_config(cls, config) -> None:

@@ -47,6 +47,7 @@ class NestedQuantizer(Quantizer):
 
     learnable = True
     rounding = "floor"  # codes are floor(x / scale)
+    reads = ("threshold", "eps", "scale_grad")
 
     @classmethod
     def check_config(cls, config) -> None:
