@@ -42,7 +42,7 @@ def _command(rec) -> str:
     return f"`{rec['command']}`"
 
 
-RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "type-conv", "type-dense")
+RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "finetune-long", "wlr", "type-conv", "type-dense")
 
 
 def _trials(load, dataset, studies):
@@ -186,6 +186,9 @@ def render(load, command) -> None:
                                                       "quant_lr 0) at two weight learning rates")
         study += study_section(load, dataset, "finetune", "lambda with a longer fine-tune at frozen scales "
                                                           "(0.5 epoch learning scales, 1.5 frozen)")
+        study += study_section(load, dataset, "wlr", "the weight learning rate (scale learning rate 1e-4) x lambda")
+        study += study_section(load, dataset, "finetune-long", "lambda x the length of the fine-tune at "
+                                                               "frozen scales (scale learning rate 1e-4)")
         for s in [s for s in STUDIES[dataset] if s.startswith("coef-")]:
             study += study_section(load, dataset, s, f"ratio rule plus {s[5:]} at several coefficients")
     study += ["Run-to-run noise (one setting, several seeds):", ""]

@@ -44,6 +44,11 @@ STUDIES = {
         "terms-deviation": ["mlp-mnist-nested", *_term("deviation", "1.0e-1,1.0")],
         "seeds": ["mlp-mnist-nested", "--set", "quant.weight.threshold=2.0e-4",
                   "--set", "quant.bias.threshold=2.0e-4", "--param", "seed=0,1,2"],
+        # the best scale learning rate of the lr study (1e-4) with two more levers on the front
+        "wlr": ["mlp-mnist-nested", "--set", "optim.quant_lr=1.0e-4", "--param", f"{LAM}=1.0e-4,3.0e-4",
+                "--param", "optim.lr=1.0e-3,3.0e-3"],
+        "finetune-long": ["mlp-mnist-nested", "--set", "optim.quant_lr=1.0e-4", "--param",
+                          f"{LAM}=2.0e-4,3.0e-4,5.0e-4", "--param", "phases.1.epochs=3,10"],
     },
 }
 
