@@ -57,6 +57,16 @@ class Exportable:
     model: Optional[nn.Module] = field(default=None, repr=False)  # live source, never saved
     example: Any = field(default=None, repr=False)  # live example input (any form), never saved
 
+    @property
+    def fold_bn(self) -> bool:
+        """Whether convert folded batch norms (``quantized.fold_bn``)."""
+        return self.quantized.fold_bn
+
+    @property
+    def fold_structure(self) -> List[List[str]]:
+        """(layer, batch norm) pairs folded into float weights (``quantized.fold_structure``)."""
+        return self.quantized.fold_structure
+
     def example_input(self):
         """The example input it was made with (a tensor, tuple or dict; on the CPU), else zeros
         of ``input_shape``."""
