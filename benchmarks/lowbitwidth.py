@@ -6,16 +6,17 @@ learning-from-scratch vs fine-tuning comparison (Fig. 2) on ResNet-8.
     python -m benchmarks.lowbitwidth --table-only  # only render the results from the finished runs
     python -m benchmarks.lowbitwidth --only w4     # run only the steps writing runs/lowbitwidth/w4
 
-Every step is one ``lowbit sweep`` over the recipes in ``recipes/lowbitwidth/`` (a finished run
-is reused, an interrupted one resumes), in an order that gives answers early: every row at 2 bits
-(seed 0); Baseline and PQ+TS+Guided at a second seed (the 2-bit target and its noise); the
-scratch vs fine-tuning pair; every row at 4 bits (seed 0); every 2-bit row at the second seed;
-last, TS+Guided with a fixed twin (the paper's Fig. 3c). Every row trains 6 epochs at the same
-study scale (``--set data.train_limit=...``). ``--table-only`` reads the run folders without
-writing to them, so it renders a partial table while the sweeps still run (rows without a
-finished run say "not run"). Results: ``benchmarks/results/lowbitwidth-{w2,w4,scratch,fixed-twin}.json``
-(finished runs, points with mean and standard error, runs still missing),
-``benchmarks/results/lowbitwidth-scratch.png`` and the section ``lowbitwidth`` of results.md.
+Every step is one ``lowbit sweep`` over the recipes in ``recipes/lowbitwidth/`` (a finished run is
+reused, an interrupted one resumes), in an order that gives answers early: every row at 2 bits
+(seed 0); Baseline and PQ+TS+Guided at a second seed (the 2-bit target and its noise); the scratch
+vs fine-tuning pair; every row at 4 bits (seed 0); every 2-bit row at the second seed; then
+TS+Guided with a fixed twin (the paper's Fig. 3c); last, the joint twin at a tenth of the learning
+rate. Every row trains 6 epochs at the same study scale (``--set data.train_limit=...``).
+``--table-only`` reads the run folders without writing to them, so it renders a partial table while
+the sweeps still run (rows without a finished run say "not run"). Results:
+``benchmarks/results/lowbitwidth-{w2,w4,scratch,fixed-twin,twin-lr}.json`` (finished runs, points
+with mean and standard error, runs still missing), ``benchmarks/results/lowbitwidth-scratch.png``
+and the section ``lowbitwidth`` of results.md.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ SCALE = ["data.train_limit=10000", "eval_fp32=false"]
 ROWS = [("baseline", "Baseline"), ("ts", "TS"), ("pq", "PQ"), ("guided", "Guided"), ("pq-ts", "PQ+TS"),
         ("ts-guided", "TS+Guided"), ("pq-ts-guided", "PQ+TS+Guided"),
         ("pq-ts-guided-float-ends", "PQ+TS+Guided**")]
-NAMES = ("w2", "w4", "scratch", "fixed-twin")
+NAMES = ("w2", "w4", "scratch", "fixed-twin", "twin-lr")
+TWIN_LR = "methods.0.args.optim={lr: 0.005}"  # a tenth of the recipes' lr, for the twin only
 
 
 def _rows(bits: int, rows=None) -> list:
@@ -55,7 +57,9 @@ def steps() -> list:
             ("w4", _rows(4), ["--seeds", "0"]),
             ("w2", _rows(2), ["--seeds", "0,1"]),
             # Fig. 3c: the same guided run with the twin fixed (no joint training)
-            ("fixed-twin", _rows(2, ["ts-guided"]), ["--seeds", "0,1", "--set", "methods.0.args.joint=false"])]
+            ("fixed-twin", _rows(2, ["ts-guided"]), ["--seeds", "0,1", "--set", "methods.0.args.joint=false"]),
+            # the joint twin at a tenth of the learning rate (the recipe's 0.05 is for low-bit training)
+            ("twin-lr", _rows(2, ["ts-guided"]), ["--seeds", "0", "--set", TWIN_LR])]
 
 
 def _short(recipes: list) -> list:
@@ -70,6 +74,7 @@ def command(name: str, recipes: list, extra: list, runs: Path, short: bool = Fal
     sets = [a for s in SCALE for a in ("--set", s)]
     out = runs / name
     out = out.relative_to(REPO) if out.is_absolute() and out.is_relative_to(REPO) else out
+    extra = [f"'{a}'" if short and " " in a else a for a in extra]  # as a shell would take it
     return ["lowbit", "sweep", *(_short(recipes) if short else recipes), *extra, *sets,
             "--out", str(out), "--quiet"]
 
@@ -202,7 +207,7 @@ def _missing_line(summaries: dict) -> list:
             recipe, _, seed = run.partition("+seed=")
             row = recipe.split("-", 2)[2] if recipe.startswith("resnet20-") else recipe
             column = {"w2": "W2A2", "w4": "W4A4", "fixed-twin": "fixed twin (W2A2)",
-                      "scratch": "ResNet-8 W4A4"}[name]
+                      "twin-lr": "twin lr 0.005 (W2A2)", "scratch": "ResNet-8 W4A4"}[name]
             groups.setdefault(f"{column}" + (f" seed {seed}" if seed else ""), []).append(labels.get(row, row))
     if not groups:
         return []
@@ -248,6 +253,9 @@ def write_results(runs: Path) -> None:
     fixed = _points(summaries["fixed-twin"]).get("ts-guided")
     text += ["", "TS+Guided with the twin fixed (`joint: false`, the paper's Fig. 3c ablation): W2A2 "
              f"{_cell(fixed)}; twin {_cell(fixed, 'twin_top1')}."]
+    slow = _points(summaries["twin-lr"]).get("ts-guided")
+    text += ["", "TS+Guided with the joint twin at a tenth of the learning rate (`optim: {lr: 0.005}` for "
+             f"the twin only): W2A2 {_cell(slow)}; twin {_cell(slow, 'twin_top1')}."]
     text += ["", "### Learning from scratch vs fine-tuning (Fig. 2), ResNet-8 W4A4 TS", "",
              "Both train 10 epochs (5 of 4-bit weights, then 5 with 4-bit activations too) at the "
              "same scale."]
