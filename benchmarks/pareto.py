@@ -86,16 +86,18 @@ def _seeds(seeds: list) -> list:
 
 
 def budget(scale: str, bits: int) -> list:
-    """The mixed run's targets: the uniform point's sizes in KB from the recorded sizes sweep
-    (placeholders while it is not recorded)."""
+    """The mixed run's targets: the uniform point's sizes in KB from the recorded sizes sweep.
+    ``run`` records that sweep before any mixed one; until then (``list`` on a fresh scale) the
+    targets read ``W2A2_WEIGHT_KB`` and the like, which lowbit would refuse as numbers."""
     rows = [r for r in load(SCALES[scale].uniform_of or scale).get("sizes", []) if r["label"] == name(bits)]
-    m = rows[0]["metrics"] if rows else {"weight_bits_total": "WEIGHT_KB", "act_bits_total": "ACT_KB"}
-    kb = {k: v / 8 / KB if rows else v for k, v in m.items() if k in ("weight_bits_total", "act_bits_total")}
-    w, a = kb["weight_bits_total"], kb["act_bits_total"]
-    targets = {"total_kb": w + a} if SCALES[scale].total and rows else (
-        {"total_kb": "TOTAL_KB"} if SCALES[scale].total else {"weight_kb": w, "act_kb": a})
+    if rows:
+        w, a = (rows[0]["metrics"][k] / 8 / KB for k in ("weight_bits_total", "act_bits_total"))
+        kb = {"weight_kb": repr(w), "act_kb": repr(a), "total_kb": repr(w + a)}
+    else:
+        kb = {k: f"W{bits}A{bits}_{k.upper()}" for k in ("weight_kb", "act_kb", "total_kb")}
+    keys = ["total_kb"] if SCALES[scale].total else ["weight_kb", "act_kb"]
     return ["methods.0.args.weight_avg_bits=null", "methods.0.args.act_avg_bits=null"] + [
-        f"methods.0.args.{k}={v!r}" if rows else f"methods.0.args.{k}={v}" for k, v in targets.items()]
+        f"methods.0.args.{k}={kb[k]}" for k in keys]
 
 
 def commands(scale: str, seeds: list, bits: list) -> list:
