@@ -5,7 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from benchmarks.nested_studies import FLOAT, GUIDANCE, NOTES, SEED0, STUDIES, TITLES, VARIANTS
+from benchmarks.nested_studies import (FLOAT, GUIDANCE, INTROS, INTROS_BY_DATASET, NOTES, SEED0, STUDIES, TITLES,
+                                       VARIANTS)
 from benchmarks.results_md import update_section
 
 from lowbit.report.fronts import comparison_table, front_vs_reference, kb, smallest_within_tolerance
@@ -42,7 +43,8 @@ def _command(rec) -> str:
     return f"`{rec['command']}`"
 
 
-RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "finetune-long", "wlr", "type-conv", "type-dense")
+RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "finetune-small", "finetune-top", "finetune-long", "wlr",
+                 "type-conv", "type-dense")
 
 
 def _trials(load, dataset, studies):
@@ -179,16 +181,8 @@ def render(load, command) -> None:
     update_section("nested-fronts", "\n".join(text))
     study = ["## Learned quantization (Chinbat 2025): scale learning rate, coefficients, noise", ""]
     for dataset in STUDIES:
-        study += study_section(load, dataset, "lr", "scale learning rate x lambda")
-        study += study_section(load, dataset, "lambda-mid", "one more lambda in the setting of the front's "
-                                                            "lambda sweep")
-        study += study_section(load, dataset, "ctrl", "the fine-tune alone (scales fixed at their 8-bit start, "
-                                                      "quant_lr 0) at two weight learning rates")
-        study += study_section(load, dataset, "finetune", "lambda with a longer fine-tune at frozen scales "
-                                                          "(0.5 epoch learning scales, 1.5 frozen)")
-        study += study_section(load, dataset, "wlr", "the weight learning rate (scale learning rate 1e-4) x lambda")
-        study += study_section(load, dataset, "finetune-long", "lambda x the length of the fine-tune at "
-                                                               "frozen scales (scale learning rate 1e-4)")
+        for name, intro in INTROS.items():
+            study += study_section(load, dataset, name, INTROS_BY_DATASET.get((dataset, name), intro))
         for s in [s for s in STUDIES[dataset] if s.startswith("coef-")]:
             study += study_section(load, dataset, s, f"ratio rule plus {s[5:]} at several coefficients")
     study += ["Run-to-run noise (one setting, several seeds):", ""]

@@ -82,6 +82,13 @@ STUDIES["cifar10"] = {
     "terms-bin_count": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR,
                         *_term("bin_count", "1.0e-1,1.0", "max_bins: 8")],
     "terms-deviation": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", *STE_LR, *_term("deviation", "1.0")],
+    # the finetune study's setting at larger lambda: points under PTQ's 3- and 2-bit sizes
+    "finetune-small": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
+                       "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=1.3e-3,2.0e-3,4.0e-3"],
+    # a small lambda, slow scales and a 3-epoch fine-tune: the top of the front, against PTQ at 8 bits
+    "finetune-top": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-6",
+                     "--set", "quant.weight.threshold=1.0e-4", "--set", "quant.bias.threshold=1.0e-4",
+                     "--set", "phases.1.epochs=3", "--param", "optim.lr=1.0e-3,5.0e-3"],
 }
 OUTS.update({"cifar10-lr": "runs/explore-cifar-lr", "cifar10-ptq": "runs/cifar-ptq",
              "cifar10-terms-inverse_scale@qlr": "runs/nested/cifar10-terms-inverse_scale-qlr"})
@@ -91,6 +98,21 @@ VARIANTS = {"qlr": "quant_lr 1e-5"}
 # what a dataset's front does not cover, said under its heading
 NOTES = {"imagenette": "One-epoch fine-tunes only (the float baseline took 46 min for 20 epochs on one "
                        "thread); the loss terms, the per-type lambda and seeds were not run on this network."}
+
+# the studies shown in the study section, in order, with what each varies
+INTROS = {
+    "lr": "scale learning rate x lambda",
+    "lambda-mid": "one more lambda in the setting of the front's lambda sweep",
+    "ctrl": "the fine-tune alone (scales fixed at their 8-bit start, quant_lr 0) at two weight learning rates",
+    "finetune": "lambda with a longer fine-tune at frozen scales (0.5 epoch learning scales, 1.5 frozen)",
+    "finetune-small": "larger lambda in the finetune study's setting (0.5 epoch learning scales, 1.5 frozen)",
+    "finetune-top": "lambda 1e-4 with slow scales (quant_lr 3e-6) and a 3-epoch fine-tune at frozen scales, "
+                    "at two weight learning rates",
+    "wlr": "the weight learning rate (scale learning rate 1e-4) x lambda",
+    "finetune-long": "lambda x the length of the fine-tune at frozen scales (scale learning rate 1e-4)",
+}
+INTROS_BY_DATASET = {("imagenette", "finetune"): "lambda with faster scales (quant_lr 3e-5) and a longer fine-tune "
+                                                 "at frozen scales (0.5 epoch learning scales, 2 frozen)"}
 
 # seeds studies whose seed 0 ran in another study: (that study, its lambda)
 SEED0 = {"cifar10": ("finetune", 5.0e-4)}
@@ -111,6 +133,18 @@ STUDIES["imagenette"] = {
     "lambda": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
                "--param", f"{LAM}=1.0e-4,3.0e-4"],
     "lambda-mid": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF, "--param", f"{LAM}=6.0e-4"],
+    # faster scales (quant_lr 3e-5) and a 2-epoch fine-tune at frozen scales: points at PTQ's 3- and 4-bit sizes
+    "finetune": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", "--set", "optim.quant_lr=3.0e-5",
+                 "--set", "phases.0.epochs=0.5", "--set",
+                 "phases.1={name: finetune, epochs: 2, freeze_quantizers: true, schedule: {kind: cosine}}",
+                 "--param", f"{LAM}=7.0e-4,1.0e-3,2.0e-3"],
+    # each loss term alone with STE scales, in the front's setting (scale learning rate 1e-5)
+    "terms-inverse_scale": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
+                            *_term("inverse_scale", "1.0e-2,1.0e-1")],
+    "terms-bin_count": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
+                        *_term("bin_count", "1.0e-1,1.0", "max_bins: 8")],
+    "terms-deviation": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
+                        *_term("deviation", "1.0")],
 }
 OUTS.update({"imagenette-ptq": "runs/imagenette-ptq", "imagenette-lr": "runs/explore-imagenette-lr",
              "imagenette-ctrl": "runs/explore-imagenette-ctrl"})
