@@ -17,7 +17,7 @@ PLOTS = REPO / "benchmarks" / "results"
 XLABEL = "packed weights + biases with their scales (KB)"
 PLOT_DROP = 10  # points this far below float would squash the interesting range of the plot
 SHORT = {"quant.weight.threshold+quant.bias.threshold": "lambda", "optim.quant_lr": "quant_lr",
-         "quant.weight.bits": "bits", "optim.lr": "lr", "methods.0.args.coef": "coef", "seed": "seed",
+         "quant.weight.bits": "bits", "quant.weight.rounding+quant.bias.rounding": "rounding", "optim.lr": "lr", "methods.0.args.coef": "coef", "seed": "seed",
          "quant.overrides.0.weight.threshold+quant.overrides.0.bias.threshold": "lambda_conv",
          "quant.overrides.1.weight.threshold+quant.overrides.1.bias.threshold": "lambda_dense"}
 
@@ -73,6 +73,7 @@ def front_section(load, dataset: str) -> list:
     fp32, ref = FLOAT[dataset], ptq["trials"]
     ratio = _trials(load, dataset, [s for s in RATIO_STUDIES if s in STUDIES[dataset]])
     ste = _trials(load, dataset, [s for s in STUDIES[dataset] if s.startswith("terms-")])
+    rounded = _trials(load, dataset, [s for s in STUDIES[dataset] if s.endswith("-round")])
     out = [f"### {TITLES[dataset]} (float {fp32:.2f}%)", ""] + ([NOTES[dataset], ""] if dataset in NOTES else []) + [
            f"Nested, ratio rule: {_command(load(dataset, main))}", f"Uniform PTQ: {_command(ptq)}", ""]
     out += _rows_table(load(dataset, main)["trials"], fp32) + ["", "Uniform PTQ (weights per output "
@@ -80,14 +81,21 @@ def front_section(load, dataset: str) -> list:
     out += _rows_table(ref, fp32) + ["", "Best ratio-rule run (every lambda, learning-rate and per-type "
                                      "run of this dataset) no larger than each PTQ point:", ""]
     out.append(comparison_table(ratio, ref, _params, lambda r: f"PTQ {_value(r, 'bits')} bits"))
+    if rounded:
+        out += ["", "The same with codes `round(P/s)` instead of the thesis's `floor(P/s)` (`codes: round`):", "",
+                comparison_table(rounded, ref, _params, lambda r: f"PTQ {_value(r, 'bits')} bits")]
     out += ["", "* " + _verdict(ratio, ref, fp32, "ratio rule")]
     if ste:
         out.append("* " + _verdict(ratio + ste, ref, fp32, "any nested run (ratio rule or STE scales with a loss term)"))
+    if rounded:
+        out.append("* " + _verdict(rounded, ref, fp32, "ratio rule with round codes"))
     series = {"nested, ratio rule": [{**r, "label": _params(r).replace("lambda ", "")} if r in
                                      load(dataset, main)["trials"] else r for r in ratio],
               "uniform PTQ": [{**r, "label": f"{_value(r, 'bits')}b"} for r in ref]}
     if ste:
         series["nested, STE scales + a loss term"] = ste
+    if rounded:
+        series["nested, ratio rule, round codes"] = rounded
     plot = PLOTS / f"nested-{dataset}.png"
     shown = {k: [r for r in v if r["top1"] >= fp32 - PLOT_DROP] for k, v in series.items()}
     save_pareto_plot(shown, plot, title=f"{TITLES[dataset]}: nested quantization vs uniform PTQ",

@@ -15,6 +15,7 @@ FLOAT = {d: json.loads((REPO / "baselines" / f"{b}.json").read_text())["top1"]
 
 LAM = "quant.weight.threshold+quant.bias.threshold"
 STE = ["--set", "quant.weight.scale_grad=ste", "--set", "quant.bias.scale_grad=ste"]
+ROUND = ["--set", "quant.weight.codes=round", "--set", "quant.bias.codes=round"]  # round(P/s), not floor
 
 
 def _term(name: str, coefs: str, args: str = "") -> list:
@@ -47,6 +48,17 @@ STUDIES = {
         # the best scale learning rate of the lr study (1e-4) with two more levers on the front
         "wlr": ["mlp-mnist-nested", "--set", "optim.quant_lr=1.0e-4", "--param", f"{LAM}=1.0e-4,3.0e-4",
                 "--param", "optim.lr=1.0e-3,3.0e-3"],
+        # the reference without its clipping: ranges from the extremes (as the nested codes' range is)
+        "ptq-minmax": ["mlp-mnist-ptq", "--set", "quant.weight.observer=minmax", "--param", "quant.weight.bits=3,4,8"],
+        # the floor's cost apart from the ratio rule: uniform grids at min-max scales, frozen, with
+        # floor or round, fine-tuned as the nested runs' second phase is
+        "floor-ctrl": ["mlp-mnist-ptq", "--set", "quant.weight.observer=minmax",
+                       "--set", "optim={name: sgd, lr: 0.01, momentum: 0.9, weight_decay: 0.0}", "--set",
+                       "phases.0={name: finetune, epochs: 3, freeze_quantizers: true, schedule: {kind: cosine}}",
+                       "--param", "quant.weight.rounding+quant.bias.rounding=round,floor",
+                       "--param", "quant.weight.bits=3,4"],
+        # the front's lambda sweep with codes round(P/s) instead of floor(P/s)
+        "lambda-round": ["mlp-mnist-nested", *ROUND, "--param", f"{LAM}=1.0e-4,2.0e-4,3.0e-4,5.0e-4,1.0e-3"],
         "finetune-long": ["mlp-mnist-nested", "--set", "optim.quant_lr=1.0e-4", "--param",
                           f"{LAM}=2.0e-4,3.0e-4,5.0e-4", "--param", "phases.1.epochs=3,10"],
     },
@@ -85,6 +97,8 @@ STUDIES["cifar10"] = {
     # the finetune study's setting at larger lambda: points under PTQ's 3- and 2-bit sizes
     "finetune-small": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
                        "--set", "phases.1.epochs=1.5", "--param", f"{LAM}=1.3e-3,2.0e-3,4.0e-3"],
+    "finetune-round": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-5",
+                       "--set", "phases.1.epochs=1.5", *ROUND, "--param", f"{LAM}=5.0e-4,1.0e-3,1.3e-3"],
     # a small lambda, slow scales and a 3-epoch fine-tune: the top of the front, against PTQ at 8 bits
     "finetune-top": ["cnn-cifar10-nested", "--set", "quant.overrides=[]", "--set", "optim.quant_lr=3.0e-6",
                      "--set", "quant.weight.threshold=1.0e-4", "--set", "quant.bias.threshold=1.0e-4",
@@ -110,9 +124,15 @@ INTROS = {
                     "at two weight learning rates",
     "wlr": "the weight learning rate (scale learning rate 1e-4) x lambda",
     "finetune-long": "lambda x the length of the fine-tune at frozen scales (scale learning rate 1e-4)",
+    "ptq-minmax": "uniform PTQ with ranges from each row's extremes (no clipping, as the nested codes' range)",
+    "floor-ctrl": "the floor's cost apart from the ratio rule: uniform grids at min-max scales, frozen, fine-tuned "
+                  "3 epochs as the nested runs' second phase, with round or floor codes",
+    "lambda-round": "the front's lambda sweep with codes round(P/s) (`codes: round`) instead of floor(P/s)",
+    "finetune-round": "the finetune study with codes round(P/s) (`codes: round`)",
 }
 INTROS_BY_DATASET = {("imagenette", "finetune"): "lambda with faster scales (quant_lr 3e-5) and a longer fine-tune "
-                                                 "at frozen scales (0.5 epoch learning scales, 2 frozen)"}
+                                                 "at frozen scales (0.5 epoch learning scales, 2 frozen)",
+                     ("imagenette", "finetune-round"): "the previous study with codes round(P/s) (`codes: round`)"}
 
 # seeds studies whose seed 0 ran in another study: (that study, its lambda)
 SEED0 = {"cifar10": ("finetune", 5.0e-4)}
@@ -138,6 +158,10 @@ STUDIES["imagenette"] = {
                  "--set", "phases.0.epochs=0.5", "--set",
                  "phases.1={name: finetune, epochs: 2, freeze_quantizers: true, schedule: {kind: cosine}}",
                  "--param", f"{LAM}=7.0e-4,1.0e-3,2.0e-3"],
+    "finetune-round": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", "--set", "optim.quant_lr=3.0e-5",
+                       "--set", "phases.0.epochs=0.5", "--set",
+                       "phases.1={name: finetune, epochs: 2, freeze_quantizers: true, schedule: {kind: cosine}}",
+                       *ROUND, "--param", f"{LAM}=7.0e-4,1.0e-3,2.0e-3"],
     # each loss term alone with STE scales, in the front's setting (scale learning rate 1e-5)
     "terms-inverse_scale": ["resnet18h-imagenette-nested", "--set", "optim.lr=1.0e-3", *FT_HALF,
                             *_term("inverse_scale", "1.0e-2,1.0e-1")],

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from lowbit.export import IntegerExecutor, export_onnx, load_packed, save_packed
+from lowbit.nn.walk import quantizers
 from lowbit.train import Trainer, load_recipe
 
 ort = pytest.importorskip("onnxruntime")
@@ -45,8 +46,10 @@ def _agreement(model, loader, tmp_path, n_images: int):
             "bits": info.manifest["layers"]}
 
 
-def test_trained_nested_cnn_exports_and_the_integer_executor_agrees(tmp_path):
-    model, loader, metrics = _train(tmp_path, 1280)
+@pytest.mark.parametrize("codes", ["floor", "round"])
+def test_trained_nested_cnn_exports_and_the_integer_executor_agrees(tmp_path, codes):
+    model, loader, metrics = _train(tmp_path, 1280, [f"quant.weight.codes={codes}", f"quant.bias.codes={codes}"])
+    assert {q.rounding for _, q in quantizers(model)} == {codes}
     assert metrics["weight_avg_bits"] < 7.5  # the scales moved off their 8-bit start
     res = _agreement(model, loader, tmp_path, 200)
     assert res["top1"] > 0.7  # a working classifier, so agreement is not trivial

@@ -143,7 +143,10 @@ def test_bad_role_and_uncalibrated_use():
 
 @pytest.mark.parametrize("bad", [dict(percentile=50), dict(percentile=101), dict(gaussian_k=0),
                                  dict(kind="nested", bits=None, threshold=0),
-                                 dict(kind="nested", bits=None, eps=0)])
+                                 dict(kind="nested", bits=None, eps=0),
+                                 dict(kind="nested", bits=None, codes="ceil"),
+                                 dict(kind="nested", bits=None, rounding="floor"),
+                                 dict(kind="lsq", codes="round")])
 def test_bad_hyperparameters(bad):
     with pytest.raises(ConfigError):
         QuantizerConfig(**bad)

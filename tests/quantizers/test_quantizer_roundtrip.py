@@ -167,3 +167,23 @@ def test_state_dict_round_trip(kind):
     assert q2.frozen and bool(q2.initialized)
     assert torch.equal(q2(w), q(w))
     assert all(not p.requires_grad for p in q2.parameters())
+
+
+@pytest.mark.parametrize("gran", sorted(GRANULARITIES))
+@SETTINGS
+@given(w=weights_2d, seed=st.integers(0, 1000))
+def test_nested_round_codes_roundtrip_on_the_floor_codes_grid(gran, w, seed):
+    """``codes: round``: the floor quantizer's grid (same scales), codes at most one above its
+    codes, error within half a step, grid values unchanged."""
+    q = make("nested", gran, w.shape, bits=None, codes="round")
+    q.init_from_tensor(w)
+    perturb_learned(q, seed)
+    y, codes, qp = check_roundtrip(q, w)
+    floor = make("nested", gran, w.shape, bits=None)
+    floor.load_state_dict(q.state_dict())
+    assert q.rounding == "round" and floor.rounding == "floor" and qp.rounding == "round"
+    assert bool(((codes - floor.quantize(w) == 0) | (codes - floor.quantize(w) == 1)).all())
+    g = qp.granularity
+    step = g.expand(qp.scale, g.view(w))
+    assert bool(((g.view(y) - g.view(w)).abs() <= step / 2 * (1 + 1e-5)).all())
+    assert torch.equal(q(y), y)

@@ -11,7 +11,7 @@ from .compiled import set_compile_breakeven
 from .gradients import ceil_ste, fill_levels_ste, grad_scale
 from .kernels import (exact_gradients, fast_clip_round, fast_fake_quantize, fast_kernels_enabled,
                       set_exact_gradients, set_fast_kernels)
-from .nested import nested_floor_quantize
+from .nested import nested_quantize
 from .ranges import bits_for_levels, check_bits, qrange
 from .rounding import (ESTIMATORS, check_estimator, discretize, floor_ste, round_ewgs,
                        round_ste, round_with)
@@ -26,6 +26,6 @@ __all__ = [
     "set_compile_breakeven",
     "broadcast_shape", "normalize_axis", "per_axis", "reduce_dims", "to_groups",
     "ESTIMATORS", "check_estimator", "round_with", "round_ste", "round_ewgs", "floor_ste",
-    "discretize", "grad_scale", "ceil_ste", "fill_levels_ste", "nested_floor_quantize",
+    "discretize", "grad_scale", "ceil_ste", "fill_levels_ste", "nested_quantize",
     "pow2_scale", "dorefa_weight", "dorefa_weight_normalize", "log2_quantize_values",
 ]

@@ -1,6 +1,7 @@
 """The nested learned-scale quantizer of Chinbat's thesis (section 3.1) as a named autograd Function.
 
-Forward: ``P_q = floor(P / s)`` (optionally clamped to [qmin, qmax]) and ``P_rec = P_q * s``.
+Forward: ``P_q = floor(P / s)`` (optionally clamped to [qmin, qmax]) and ``P_rec = P_q * s``;
+``rounding="round"`` forms the codes as ``round(P / s)`` instead (same grid, same gradients).
 Backward:
 
 * ``P`` receives the upstream gradient unchanged (straight-through; zero where clamped);
@@ -14,7 +15,7 @@ parameters whose gradient is small relative to their value; sensitive ones vote 
 >>> import torch
 >>> P = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
 >>> s = torch.tensor([[0.5], [0.5]], requires_grad=True)       # one scale per row
->>> out = nested_floor_quantize(P, s, lam=1.0)
+>>> out = nested_quantize(P, s, lam=1.0)
 >>> out.backward(torch.zeros_like(out))                         # r = 0 < lambda everywhere
 >>> s.grad.squeeze(1)                                          # 2 * (-tanh(1)) * max|P_q|
 tensor([ -6.0928, -12.1855])
@@ -43,12 +44,27 @@ def floor_codes(P: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return k + floor_fix(P, s, k)
 
 
-class NestedFloorQuant(Function):
-    """floor-quantize ``P`` with scale ``s``; custom ratio-threshold gradient for ``s``."""
+def nested_codes(P: torch.Tensor, s: torch.Tensor, rounding: str = "floor") -> torch.Tensor:
+    """The codes of ``P`` on the grid of step ``s``: ``floor(P / s)`` (the thesis) or
+    ``round(P / s)`` (to nearest, ties to even), as float tensors.
+
+    >>> P, s = torch.tensor([0.9, -0.1]), torch.tensor(0.5)
+    >>> nested_codes(P, s), nested_codes(P, s, "round")
+    (tensor([ 1., -1.]), tensor([2., -0.]))
+    """
+    if rounding == "floor":
+        return floor_codes(P, s)
+    if rounding != "round":
+        raise ValueError(f"nested codes are 'floor' or 'round', got {rounding!r}")
+    return torch.round(P / s)
+
+
+class NestedQuant(Function):
+    """Quantize ``P`` with scale ``s`` (floor or round codes); ratio-threshold gradient for ``s``."""
 
     @staticmethod
-    def forward(ctx, P, s, lam, eps, qmin, qmax):
-        pq = floor_codes(P, s)
+    def forward(ctx, P, s, lam, eps, qmin, qmax, rounding):
+        pq = nested_codes(P, s, rounding)
         inside = None if qmin is None else (pq >= qmin) & (pq <= qmax)
         if qmin is not None:
             pq = torch.clamp(pq, qmin, qmax)
@@ -66,11 +82,11 @@ class NestedFloorQuant(Function):
         g_s = torch.where(r < ctx.lam, -torch.tanh(ctx.lam - r), torch.zeros_like(r))
         grad_s = (g_s * m).sum_to_size(ctx.s_shape)
         grad_p = g * inside if ctx.clipped else g
-        return grad_p, grad_s, None, None, None, None
+        return grad_p, grad_s, None, None, None, None, None
 
 
-def nested_floor_quantize(P: torch.Tensor, s: torch.Tensor, lam: float, eps: float = 1e-8,
-                          qmin: Optional[float] = None,
-                          qmax: Optional[float] = None) -> torch.Tensor:
-    """Apply :class:`NestedFloorQuant`; ``s`` must broadcast against ``P`` and be positive."""
-    return NestedFloorQuant.apply(P, s, lam, eps, qmin, qmax)
+def nested_quantize(P: torch.Tensor, s: torch.Tensor, lam: float, eps: float = 1e-8,
+                    qmin: Optional[float] = None, qmax: Optional[float] = None,
+                    rounding: str = "floor") -> torch.Tensor:
+    """Apply :class:`NestedQuant`; ``s`` must broadcast against ``P`` and be positive."""
+    return NestedQuant.apply(P, s, lam, eps, qmin, qmax, rounding)

@@ -34,7 +34,7 @@ class QuantizerConfig:
     """What a quantizer does. The common fields are checked here; ``kind``'s quantizer class
     checks the fields it reads (``Quantizer.check_config``); a field only other kinds read
     (``Quantizer.reads``: bits_min/bits_max/learn_bits/fill_levels for learned_range,
-    threshold/eps/scale_grad for nested) must keep its default, and ``replace(kind=...)``
+    threshold/eps/scale_grad/codes for nested) must keep its default, and ``replace(kind=...)``
     resets the old kind's own fields.
 
     kind: uniform (calibrated, fixed), lsq (learned step), learned_range (learned step and
@@ -57,6 +57,8 @@ class QuantizerConfig:
       ``ste`` (the plain straight-through gradient ``floor(P/s) - P/s`` of the same floor
       quantizer, which leaves scales to the task loss and loss terms: the thesis's
       "equivalent network without the nested quantization layer logic").
+    codes: how the nested quantizer forms codes: ``floor`` (``floor(P/s)``, the thesis) or
+      ``round`` (to nearest; the same grid, half the worst-case error).
     """
 
     # removed options: files that still name them load if they ask for what lowbit now does
@@ -85,6 +87,7 @@ class QuantizerConfig:
     threshold: float = 1e-3
     eps: float = 1e-8
     scale_grad: str = "ratio"
+    codes: str = "floor"
 
     def __post_init__(self):
         if self.kind not in QUANTIZERS:

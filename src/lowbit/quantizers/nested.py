@@ -1,7 +1,9 @@
 """The nested quantization layer of Chinbat's thesis: floor quantization with a learned scale s.
 
 ``P_rec = floor(P / s) * s``; ``P`` gets the straight-through gradient and ``s`` the
-ratio-threshold gradient of :class:`lowbit.ops.nested.NestedFloorQuant`. One scale per
+ratio-threshold gradient of :class:`lowbit.ops.nested.NestedQuant`. ``codes: round`` forms the
+codes as ``round(P / s)`` instead: the same grid and gradients, with an error under half a step
+where the floor's reaches a whole one. One scale per
 granularity slice (scalar, row = axis 0, column = axis 1, channel). The bit-width is implied by
 the codes: a slice whose codes span [lo, hi] needs the smallest signed width holding both.
 ``bits`` (when set) clips the codes to that width; ``bits=None`` leaves them unbounded.
@@ -27,12 +29,13 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..ops.affine import fake_quantize
-from ..ops.nested import floor_codes, nested_floor_quantize
+from ..ops.nested import nested_codes, nested_quantize
 from ..ops.ranges import check_bits, qrange
 from .base import TINY_SCALE, QParams, Quantizer
 
 INIT_BITS = 8  # initial grid when no clip width is configured
 SCALE_GRADS = ("ratio", "ste")  # config.scale_grad: the thesis's ratio rule or plain STE
+CODES = ("floor", "round")  # config.codes: the thesis's floor(P/s) or round(P/s)
 
 
 def signed_bits_for_codes(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -46,8 +49,7 @@ class NestedQuantizer(Quantizer):
     """Learned floor-quantization scale with the gradient-to-parameter ratio rule."""
 
     learnable = True
-    rounding = "floor"  # codes are floor(x / scale)
-    reads = ("threshold", "eps", "scale_grad")
+    reads = ("threshold", "eps", "scale_grad", "codes")
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -61,7 +63,17 @@ class NestedQuantizer(Quantizer):
         if config.scale_grad not in SCALE_GRADS:
             raise ConfigError(f"nested scale_grad must be one of {', '.join(SCALE_GRADS)}, "
                               f"got {config.scale_grad!r}")
+        if config.codes not in CODES:
+            raise ConfigError(f"nested codes must be one of {', '.join(CODES)}, got {config.codes!r}")
+        if config.rounding != "round":  # the general field; nested has its own default (floor)
+            raise ConfigError("nested quantizers choose floor or round codes with `codes`, not "
+                              f"`rounding` (got rounding: {config.rounding})")
         config.need_symmetric()
+
+    @property
+    def rounding(self) -> str:
+        """``floor`` (the thesis) or ``round``: how ``P / s`` becomes a code (``codes``)."""
+        return self.config.codes
 
     def _build(self, pshape: Tuple[int, ...]) -> None:
         self.scale = nn.Parameter(torch.ones(pshape))
@@ -96,8 +108,8 @@ class NestedQuantizer(Quantizer):
         s = self.granularity.expand(self.effective_scale(), xv)
         if self.config.scale_grad == "ste":  # same values: (floor(P/s) + 0 - 0) * s
             lo, hi = (-math.inf, math.inf) if qmin is None else (qmin, qmax)
-            return fake_quantize(xv, s, torch.zeros_like(s), lo, hi, "floor")
-        return nested_floor_quantize(xv, s, self.config.threshold, self.config.eps, qmin, qmax)
+            return fake_quantize(xv, s, torch.zeros_like(s), lo, hi, self.rounding)
+        return nested_quantize(xv, s, self.config.threshold, self.config.eps, qmin, qmax, self.rounding)
 
     def scale_slices(self, x: torch.Tensor):
         """The learned scale per slice (see :meth:`Quantizer.scale_slices`)."""
@@ -107,7 +119,7 @@ class NestedQuantizer(Quantizer):
 
     def _codes(self, xv: torch.Tensor) -> torch.Tensor:
         s = self.granularity.expand(self.effective_scale(), xv)
-        codes = floor_codes(xv, s)
+        codes = nested_codes(xv, s, self.rounding)
         qmin, qmax = self._clip()
         return codes if qmin is None else torch.clamp(codes, qmin, qmax)
 
