@@ -2,8 +2,8 @@
 
 ``P_rec = floor(P / s) * s``; ``P`` gets the straight-through gradient and ``s`` the
 ratio-threshold gradient of :class:`lowbit.ops.nested.NestedQuant`. ``codes: round`` forms the
-codes as ``round(P / s)`` instead: the same grid and gradients, with an error under half a step
-where the floor's reaches a whole one. One scale per
+codes as ``round(P / s)`` instead: the same grid and gradients, with an error of at most half a
+step where the floor's reaches a whole one. One scale per
 granularity slice (scalar, row = axis 0, column = axis 1, channel). The bit-width is implied by
 the codes: a slice whose codes span [lo, hi] needs the smallest signed width holding both.
 ``bits`` (when set) clips the codes to that width; ``bits=None`` leaves them unbounded.
@@ -46,7 +46,7 @@ def signed_bits_for_codes(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
 
 
 class NestedQuantizer(Quantizer):
-    """Learned floor-quantization scale with the gradient-to-parameter ratio rule."""
+    """Learned quantization scale (floor or round codes) with the gradient-to-parameter ratio rule."""
 
     learnable = True
     reads = ("threshold", "eps", "scale_grad", "codes")
@@ -106,7 +106,7 @@ class NestedQuantizer(Quantizer):
     def _fake(self, xv: torch.Tensor) -> torch.Tensor:
         qmin, qmax = self._clip()
         s = self.granularity.expand(self.effective_scale(), xv)
-        if self.config.scale_grad == "ste":  # same values: (floor(P/s) + 0 - 0) * s
+        if self.config.scale_grad == "ste":  # same values: (codes(P/s) + 0 - 0) * s
             lo, hi = (-math.inf, math.inf) if qmin is None else (qmin, qmax)
             return fake_quantize(xv, s, torch.zeros_like(s), lo, hi, self.rounding)
         return nested_quantize(xv, s, self.config.threshold, self.config.eps, qmin, qmax, self.rounding)
