@@ -15,9 +15,11 @@ from lowbit.report.pareto import save_pareto_plot
 REPO = Path(__file__).resolve().parents[1]
 PLOTS = REPO / "benchmarks" / "results"
 XLABEL = "packed weights + biases with their scales (KB)"
+ANY_NESTED = "any nested run (floor or round codes; ratio rule, or STE scales with a loss term)"
 PLOT_DROP = 10  # points this far below float would squash the interesting range of the plot
 SHORT = {"quant.weight.threshold+quant.bias.threshold": "lambda", "optim.quant_lr": "quant_lr",
-         "quant.weight.bits": "bits", "quant.weight.rounding+quant.bias.rounding": "rounding", "optim.lr": "lr", "methods.0.args.coef": "coef", "seed": "seed",
+         "quant.weight.bits": "bits", "quant.weight.rounding+quant.bias.rounding": "rounding", "optim.lr": "lr",
+         "methods.0.args.coef": "coef", "seed": "seed",
          "quant.overrides.0.weight.threshold+quant.overrides.0.bias.threshold": "lambda_conv",
          "quant.overrides.1.weight.threshold+quant.overrides.1.bias.threshold": "lambda_dense"}
 
@@ -43,8 +45,8 @@ def _command(rec) -> str:
     return f"`{rec['command']}`"
 
 
-RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "finetune-small", "finetune-top", "finetune-long", "wlr",
-                 "type-conv", "type-dense")
+RATIO_STUDIES = ("lambda", "lambda-mid", "lr", "finetune", "finetune-small", "finetune-top", "finetune-long",
+                 "wlr", "type-conv", "type-dense")
 
 
 def _trials(load, dataset, studies):
@@ -85,10 +87,10 @@ def front_section(load, dataset: str) -> list:
         out += ["", "The same with codes `round(P/s)` instead of the thesis's `floor(P/s)` (`codes: round`):", "",
                 comparison_table(rounded, ref, _params, lambda r: f"PTQ {_value(r, 'bits')} bits")]
     out += ["", "* " + _verdict(ratio, ref, fp32, "ratio rule")]
-    if ste:
-        out.append("* " + _verdict(ratio + ste, ref, fp32, "any nested run (ratio rule or STE scales with a loss term)"))
     if rounded:
         out.append("* " + _verdict(rounded, ref, fp32, "ratio rule with round codes"))
+    if ste or rounded:
+        out.append("* " + _verdict(ratio + ste + rounded, ref, fp32, ANY_NESTED))
     series = {"nested, ratio rule": [{**r, "label": _params(r).replace("lambda ", "")} if r in
                                      load(dataset, main)["trials"] else r for r in ratio],
               "uniform PTQ": [{**r, "label": f"{_value(r, 'bits')}b"} for r in ref]}
