@@ -3,7 +3,6 @@ and every study's arguments load into its recipe (a typo would only show an hour
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 
 from benchmarks import nested_fronts, nested_render
 from benchmarks.nested_studies import STUDIES
-from benchmarks.results_md import update_section
 from lowbit.sweep import parse_param
 from lowbit.train.recipe import load_recipe
 
@@ -23,12 +21,9 @@ def _section(text: str, name: str) -> str:
     return re.search(rf"<!-- BEGIN {name} -->(.*?)<!-- END {name} -->", text, re.S).group(1)
 
 
-def test_recorded_studies_rerender_to_the_sections_of_results_md(tmp_path, monkeypatch):
+def test_recorded_studies_rerender_to_the_sections_of_results_md(results_copy):
     results = REPO / "benchmarks" / "results.md"
-    copy = tmp_path / "results.md"
-    copy.write_text(results.read_text())
-    monkeypatch.setattr(nested_render, "update_section", functools.partial(update_section, path=copy))
-    monkeypatch.setattr(nested_render, "save_pareto_plot", lambda *a, **k: None)
+    copy = results_copy(nested_render)
     nested_render.render(nested_fronts.load, nested_fronts.command)
     for name in SECTIONS:
         assert _section(copy.read_text(), name) == _section(results.read_text(), name), name

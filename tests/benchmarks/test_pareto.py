@@ -18,12 +18,9 @@ from lowbit.train.recipe import load_recipe
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_recorded_fronts_rerender_to_the_table_rows_of_results_md(tmp_path, monkeypatch):
+def test_recorded_fronts_rerender_to_the_table_rows_of_results_md(results_copy):
     results = REPO / "benchmarks" / "results.md"
-    copy = tmp_path / "results.md"
-    copy.write_text(results.read_text())
-    monkeypatch.setattr(pareto, "update_section", functools.partial(update_section, path=copy))
-    monkeypatch.setattr(pareto, "save_pareto_plot", lambda *a, **k: None)
+    copy = results_copy(pareto)
     pareto.render(["mlp", *pareto.SCALES])
     sections = lambda text: re.findall(r"<!-- BEGIN (pareto-[^ ]*) -->(.*?)<!-- END", text, re.S)  # noqa: E731
     rows = lambda body: [line for line in body.splitlines() if line.startswith("|")]  # noqa: E731
