@@ -39,6 +39,14 @@ def test_run_folder_contract(float_run):
     assert "top-1 accuracy" in (out / "report.md").read_text()
 
 
+def test_the_report_names_the_environment_a_trained_number_depends_on(float_run):
+    out, _ = float_run
+    env = json.loads((out / "report.json").read_text())["environment"]
+    assert env["torch"] == torch.__version__ and env["threads"] == torch.get_num_threads()
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env["device"].startswith("cpu: ")
+    assert f"Trained with torch {torch.__version__} on cpu: " in (out / "report.md").read_text()
+
+
 def test_quantized_phases_and_sizes(tmp_path, float_run):
     init = float_run[0] / "model.safetensors"
     data = tiny_recipe(quant=True, epochs=(1, 1), limit=3000)

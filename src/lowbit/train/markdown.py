@@ -96,4 +96,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
         out += ["", "## Training", ""] + table(hist, ["phase", "epoch", "step", "top1", *more, "test_loss",
                                                       "seconds"])
     out += _methods(report.get("methods", {}))
+    env = report.get("environment")  # reports written before it existed have none
+    if env:
+        out += ["", f"Trained with torch {env['torch']} on {env['device']} ({env['cpu_capability']}, "
+                f"{env['threads']} threads), Python {env['python']}, {env['platform']}."]
     return "\n".join(out) + "\n"

@@ -85,7 +85,7 @@ def write_outputs(t, metrics: Dict[str, Any], cost) -> None:
     with t.folder.writing():  # a 0-epoch (PTQ) run writes here first
         report = build_report(recipe=t.recipe.to_dict(), metrics=metrics, cost=cost, model=t.model,
                               history=t.state.history,
-                              methods={m.name: m.report(t.ctx) for m in t.methods})
+                              methods={m.name: m.report(t.ctx) for m in t.methods}, device=t.device)
         write_json(out / "metrics.json", metrics)
         write_json(out / "report.json", report)
         write_text(out / "report.md", render_markdown(report))

@@ -17,15 +17,21 @@ Schema ``lowbit.report/1`` (documented in docs/report.md)::
     history                              one row per epoch: phase, epoch, step, top1, test_loss,
                                          seconds (and what methods add, e.g. swa_top1, twin_top1)
     methods                              {method name: its own section}
+    environment                          {python, torch, platform, cpu_capability, threads,
+                                         device}: what a trained number depends on beyond the
+                                         recipe and seed
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import platform
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import torch
 from torch import nn
 
 from .. import __version__
@@ -47,9 +53,35 @@ def _layer_rows(cost: ModelCost, model: nn.Module) -> List[Dict[str, Any]]:
     return rows
 
 
+def _cpu_name() -> str:
+    try:  # Linux; elsewhere platform.processor() is the best there is
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment(device: Any = "cpu") -> Dict[str, Any]:
+    """Versions and hardware a run's trained numbers depend on: the same recipe and seed give
+    the same weights on one machine (at any thread count) but not across CPU instruction sets
+    or GPUs, whose float sums round differently.
+
+    >>> sorted(environment())
+    ['cpu_capability', 'device', 'platform', 'python', 'threads', 'torch']
+    """
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {"python": sys.version.split()[0], "torch": torch.__version__,
+            "platform": f"{platform.system()} {platform.machine()}",
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "device": f"{device.type}: {name}"}
+
+
 def build_report(*, recipe: Dict[str, Any], metrics: Dict[str, Any], cost: ModelCost,
                  model: nn.Module, history: List[Dict[str, Any]],
-                 methods: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                 methods: Optional[Dict[str, Any]] = None, device: Any = "cpu") -> Dict[str, Any]:
     """Assemble the report dictionary of a finished run."""
     size = {k: v for k, v in cost.to_dict().items() if k not in ("layers", "float_modules")}
     spec = getattr(model, "lowbit_spec", None) or {}
@@ -67,6 +99,7 @@ def build_report(*, recipe: Dict[str, Any], metrics: Dict[str, Any], cost: Model
         "float_modules": cost.float_modules,
         "history": history,
         "methods": methods or {},
+        "environment": environment(device),
     }
 
 
