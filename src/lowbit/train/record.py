@@ -65,8 +65,8 @@ def _cpu_name() -> str:
 
 def environment(device: Any = "cpu") -> Dict[str, Any]:
     """Versions and hardware a run's trained numbers depend on: the same recipe and seed give
-    the same weights on one machine (at any thread count) but not across CPU instruction sets
-    or GPUs, whose float sums round differently.
+    the same weights on one machine (at any thread count), not necessarily on another CPU or a
+    GPU, whose float sums may round differently.
 
     >>> sorted(environment())
     ['cpu_capability', 'device', 'platform', 'python', 'threads', 'torch']
